@@ -1,0 +1,1 @@
+"""mnist_lit: read handwriting with PyTorch Lightning and Hydra."""

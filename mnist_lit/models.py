@@ -1,0 +1,48 @@
+"""Networks: plain nn.Modules that take images in [0, 1] and normalise them themselves."""
+import math
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with the dataset's statistics, so exported models need no preprocessing."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        # Not persistent: the values live in the hyperparameters, not twice in the checkpoint.
+        self.register_buffer("mean", torch.tensor(float(mean)), persistent=False)
+        self.register_buffer("std", torch.tensor(float(std)), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class MLP(nn.Module):
+    """The tutorial's 784-1024-512-256-10 MLP, with the ReLUs and dropout it left out."""
+
+    def __init__(self, in_shape=(1, 28, 28), num_classes=10, hidden=(1024, 512, 256),
+                 dropout=0.5, mean=0.0, std=1.0):
+        super().__init__()
+        layers = [Normalize(mean, std), nn.Flatten()]
+        width = math.prod(in_shape)
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def build(cfg: dict) -> nn.Module:
+    """Builds a network of this module from its config, e.g. {'_target_': 'mnist_lit.models.MLP', ...}."""
+    cfg = dict(cfg)
+    target = cfg.pop("_target_", "")
+    module, _, name = target.rpartition(".")
+    cls = globals().get(name)
+    # Checkpoints name their network: only classes defined here may be built, nothing imported.
+    if module != __name__ or not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"unknown network {target!r}: use one of {__name__}.MLP, {__name__}.CNN")
+    return cls(**cfg)

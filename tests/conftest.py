@@ -1,0 +1,63 @@
+"""Shared test helpers: tiny MNIST-layout IDX files, config composition, the real-data location."""
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+needs_real_mnist = pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(),
+                                      reason="real MNIST not found in ../shared/data")
+
+
+def write_idx(path: Path, array: np.ndarray):
+    """Writes a uint8 array as an IDX file, the format of MNIST's files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def make_images(labels: np.ndarray, size=28, rng=None) -> np.ndarray:
+    """Images a small network learns quickly: a bright bar whose position encodes the label, plus noise."""
+    rng = rng or np.random.default_rng(0)
+    x = rng.integers(0, 40, (len(labels), size, size), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        x[i, 2 + 2 * c: 4 + 2 * c, 4:24] = 255
+    return x
+
+
+def write_mnist(root: Path, n_train=600, n_test=200, folder="MNIST", files=None, num_classes=10, seed=0):
+    """Writes a small dataset in torchvision's layout (root/<folder>/raw/...) and returns the arrays."""
+    from mnist_lit.data import MNIST_FILES
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = rng.integers(0, num_classes, n).astype(np.uint8)
+        arrays[split] = (make_images(y, rng=rng), y)
+    names = files or MNIST_FILES
+    raw = root / folder / "raw"
+    for (x, y), (img_name, lbl_name) in zip(arrays.values(), (names[:2], names[2:])):
+        write_idx(raw / img_name, x)
+        write_idx(raw / lbl_name, y)
+    return arrays
+
+
+@pytest.fixture
+def tiny_root(tmp_path):
+    root = tmp_path / "data"
+    write_mnist(root)
+    return root
+
+
+def compose_train(overrides=()):
+    """The real training config, composed as `python -m mnist_lit.train` would (without a Hydra run)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+# Quiet, fast trainer settings for tests that fit.
+FAST = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
