@@ -130,8 +130,8 @@ class MNISTDataModule(L.LightningDataModule):
         if missing:
             why = getattr(self, "_download_error", "download disabled (data.download=false)")
             raise DataError(f"{self.name} not found in {self.raw_dir.resolve()} (missing {', '.join(missing)}; "
-                            f"{why}): put the files {', '.join(self.spec.files)} there, "
-                            f"or point data.root=DIR at a folder holding {self.spec.folder}/raw/")
+                            f"{why}): put those files there, or set data.root=DIR to a folder that holds "
+                            f"{self.spec.folder}/raw/ with them")
         x, y = self._load(*self.spec.files[:2])
         if (1, *x.shape[1:]) != self.shape:
             raise DataError(f"{self.name} images are {tuple(x.shape[1:])} but data.shape={list(self.shape)}: "
