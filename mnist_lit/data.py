@@ -1,11 +1,14 @@
 """MNIST-family datasets held as one uint8 tensor each and batched by index."""
 import math
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+
+from mnist_lit import augment as augmentation
 
 
 class DataError(RuntimeError):
@@ -26,8 +29,26 @@ class Spec:
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def emnist(split: str, classes, label_offset=0) -> Spec:
+    """An EMNIST split: torchvision's EMNIST(split=...) unpacks every split into EMNIST/raw/emnist-<split>-*."""
+    files = tuple(f"emnist-{split}-{part}-{kind}-idx{ndim}-ubyte"
+                  for part in ("train", "test") for kind, ndim in (("images", 3), ("labels", 1)))
+    return Spec("EMNIST", files, tuple(classes), {"split": split}, transposed=True, label_offset=label_offset)
+
+
 SPECS = {
-    "mnist": Spec("MNIST", MNIST_FILES, tuple("0123456789")),
+    "mnist": Spec("MNIST", MNIST_FILES, tuple(string.digits)),
+    # Letters: upper and lower case merged into 26 classes, labelled 1-26 in the files.
+    "emnist_letters": emnist("letters", string.ascii_uppercase, label_offset=1),
+    # Balanced: 47 classes; the lower-case letters that look like their capitals are merged into them.
+    "emnist_balanced": emnist("balanced", string.digits + string.ascii_uppercase + "abdefghnqrt"),
+    "emnist_digits": emnist("digits", string.digits),
+    "fashion_mnist": Spec("FashionMNIST", MNIST_FILES, ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
+    # Kuzushiji (cursive Japanese): torchvision's romanised names of the ten hiragana.
+    "kmnist": Spec("KMNIST", MNIST_FILES, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
 }
 
 
@@ -78,7 +99,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def __init__(self, name="mnist", root="data", num_classes=10, shape=(1, 28, 28), mean=0.0, std=1.0,
                  batch_size=256, eval_batch_size=1000, val_size=5000, split_seed=0, seed=0, download=True,
-                 device_resident=True):
+                 device_resident=True, augment=None):
         super().__init__()
         if name not in SPECS:
             raise DataError(f"unknown dataset data.name={name!r}: use one of {', '.join(SPECS)}")
@@ -90,6 +111,10 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_size, self.split_seed, self.seed, self.download = val_size, split_seed, seed, download
         self.shape, self.mean, self.std, self.device_resident = tuple(shape), mean, std, device_resident
         self.splits: dict = {}
+        try:  # training batches only; see on_after_batch_transfer
+            self.augment = augmentation.make(augment, seed)
+        except ValueError as e:
+            raise DataError(str(e)) from None
 
     @property
     def raw_dir(self) -> Path:
@@ -120,8 +145,15 @@ class MNISTDataModule(L.LightningDataModule):
             raise DataError(f"{images} has {len(x)} images but {labels} has {len(y)} labels: "
                             f"delete {self.raw_dir} and download again")
         if self.spec.transposed:
+            # EMNIST's files hold each image mirrored across its diagonal: transposing makes letters upright,
+            # as people draw them and as predict reads them.
             x = x.transpose(1, 2).contiguous()
-        return x, y - self.spec.label_offset
+        first, n = self.spec.label_offset, len(self.spec.classes)
+        if len(y) and not (first <= int(y.min()) and int(y.max()) < first + n):
+            raise DataError(f"{labels} has labels {int(y.min())} to {int(y.max())}, but the {n} classes of "
+                            f"{self.name} are labelled {first} to {first + n - 1}: are these the {self.name} "
+                            f"files? Replace them, or delete {self.raw_dir} to download again")
+        return x, y - first  # classes numbered from 0
 
     def setup(self, stage=None):
         if self.splits:
@@ -157,6 +189,10 @@ class MNISTDataModule(L.LightningDataModule):
                             epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
 
     def train_dataloader(self):
+        n = len(self.splits["train"][0])
+        if self.batch_size > n:
+            raise DataError(f"batch_size={self.batch_size} is larger than the training set ({n} images): "
+                            f"use batch_size={n} or less")
         return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self):
@@ -167,4 +203,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         x, y = batch
-        return x.unsqueeze(1).float().div_(255), y
+        x = x.unsqueeze(1).float().div_(255)
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            x = self.augment(x, self.trainer.current_epoch, self.trainer.global_rank)
+        return x, y

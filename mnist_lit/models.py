@@ -36,6 +36,31 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
+class CNN(nn.Module):
+    """A small VGG-style network: blocks of 3x3 conv + BatchNorm + ReLU, each block max-pooled, then a linear layer."""
+
+    def __init__(self, in_shape=(1, 28, 28), num_classes=10, channels=(32, 64, 128), convs_per_block=2,
+                 dropout=0.0, mean=0.0, std=1.0):
+        super().__init__()
+        layers = [Normalize(mean, std)]
+        width, (size_h, size_w) = in_shape[0], in_shape[1:]
+        for c in channels:
+            for _ in range(convs_per_block):
+                # No conv bias: the BatchNorm after it has one.
+                layers += [nn.Conv2d(width, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                width = c
+            layers.append(nn.MaxPool2d(2))
+            size_h, size_w = size_h // 2, size_w // 2
+        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * size_h * size_w, num_classes)]
+        self.layers = nn.Sequential(*layers)
+        # channels_last weights make convolutions about 1.3x faster on CPU (oneDNN) and use GPU tensor cores;
+        # loading a state_dict keeps this layout.
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
 def build(cfg: dict) -> nn.Module:
     """Builds a network of this module from its config, e.g. {'_target_': 'mnist_lit.models.MLP', ...}."""
     cfg = dict(cfg)

@@ -1,32 +1,135 @@
 """Train and test a classifier: python -m mnist_lit.train [key=value ...] (Hydra overrides)."""
+import itertools
 import json
+import os
 import sys
 import time
+import traceback
+from datetime import datetime
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_lit.checkpointing import AtomicCheckpointIO, CheckpointError, RNGState, check_compatible
 from mnist_lit.data import DataError
 from mnist_lit.module import LitClassifier
 
 
+class ConfigError(ValueError):
+    """A config value is out of range; the message says how to fix it."""
+
+
+# Errors whose message is the whole story: printed as one line (the traceback with HYDRA_FULL_ERROR=1).
+USER_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
+_new_dirs: dict = {}
+
+
+def new_run_dir(base: str) -> str:
+    """base, else base_1, base_2, ...: the first free one, created at once so that no other run can take it."""
+    if base not in _new_dirs:  # Hydra resolves the run folder more than once: the same answer each time
+        for i in itertools.count():
+            path = Path(base if i == 0 else f"{base}_{i}")
+            try:
+                path.mkdir(parents=True)
+                break
+            except FileExistsError:
+                continue
+        _new_dirs[base] = str(path)
+    return _new_dirs[base]
+
+
+def resumed_folder(resume, ckpt_path) -> str | None:
+    """The existing run folder that resume=<run> or ckpt_path=<run>/checkpoints/x.ckpt continues, if any."""
+    if resume and (Path(resume) / ".hydra").is_dir():
+        return str(resume)  # (when it is not a run folder, main says so; an error here would be a long traceback)
+    if ckpt_path and (Path(ckpt_path).parent.parent / ".hydra").is_dir():
+        return str(Path(ckpt_path).parent.parent)
+    return None
+
+
+def run_folder(resume, ckpt_path, fresh: str) -> str:
+    """The folder a run writes to: the resumed run's own folder, else a new one."""
+    return resumed_folder(resume, ckpt_path) or new_run_dir(fresh)
+
+
+def hydra_subdir(resume, ckpt_path) -> str:
+    """Where Hydra saves a run's config: a resumed run keeps the original .hydra/ and adds .hydra/resumed-<time>/."""
+    return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if resumed_folder(resume, ckpt_path) else ".hydra"
+
+
+for _name, _resolver in (("new_dir", new_run_dir), ("run_folder", run_folder), ("hydra_subdir", hydra_subdir)):
+    if not OmegaConf.has_resolver(f"mnist_lit.{_name}"):  # imported twice when run as `python -m mnist_lit.train`
+        OmegaConf.register_new_resolver(f"mnist_lit.{_name}", _resolver, use_cache=True)
+
+
+def check_config(cfg: DictConfig):
+    """Raises ConfigError for hyperparameters out of range, before anything is built."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    checks = (("lr", lambda v: number(v) and v > 0, "a number > 0, e.g. lr=1e-3"),
+              ("batch_size", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+               "a whole number > 0, e.g. batch_size=128"),
+              ("dropout", lambda v: number(v) and 0 <= v < 1, "in [0, 1), e.g. dropout=0.2"),
+              ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0, e.g. weight_decay=1e-4"))
+    for key, ok, want in checks:
+        if not ok(cfg[key]):
+            raise ConfigError(f"{key}={cfg[key]!r} is invalid: use {want}")
+
+
+def resumed_config(cfg: DictConfig) -> DictConfig:
+    """The resumed run's own config: its saved overrides (.hydra/overrides.yaml), then this command line's."""
+    if cfg.get("resume") and not (Path(cfg.resume) / ".hydra").is_dir():
+        raise ConfigError(f"resume={cfg.resume} is not a run folder (it has no .hydra/): pass a run's folder, "
+                          f"e.g. resume=outputs/<date>/<time>")
+    run = Path(HydraConfig.get().runtime.output_dir)
+    saved = run / ".hydra" / "overrides.yaml"
+    if not saved.is_file():  # a checkpoint outside a run folder: this command line's config as it is
+        return cfg
+    now = list(HydraConfig.get().overrides.task)
+    key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
+    given = {key(o) for o in now}
+    overrides = [o for o in OmegaConf.load(saved) if key(o) not in given] + now
+    cfg = hydra.compose(HydraConfig.get().job.config_name, overrides=overrides)
+    if HydraConfig.get().output_subdir:  # record what actually runs beside Hydra's record of the command line
+        OmegaConf.save(cfg, run / HydraConfig.get().output_subdir / "config.yaml")
+    return cfg
+
+
 def train(cfg: DictConfig) -> dict:
     """Fits on train, validates on val, tests the best checkpoint on test; writes and returns metrics."""
+    check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
     datamodule = instantiate(cfg.data)
     model = LitClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=datamodule.classes,
                           lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
                           label_smoothing=cfg.label_smoothing)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    ckpt_path = cfg.get("ckpt_path") or (cfg.get("resume") and f"{cfg.resume}/checkpoints/last.ckpt") or None
+    if not ckpt_path and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        # A sweep job requeued by SLURM (timeout, preemption) gets its old folder back: continue from where it was.
+        last = run_dir / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.is_file() else None
+    if ckpt_path:
+        check_compatible(Path(ckpt_path), model.hparams.net, model.hparams.classes)
+    elif any((run_dir / "checkpoints").glob("*.ckpt")):  # e.g. hydra.run.dir= or run_dir= set to an old run
+        raise ConfigError(f"{run_dir} already holds a run's checkpoints: continue it with resume={run_dir}, "
+                          f"or choose another folder")
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [RNGState()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    if (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+            and type(trainer.strategy.launcher).__name__ == "_SubprocessScriptLauncher"):
+        # Lightning relaunches `sys.argv` for each extra process: with -m that would start a whole sweep in each.
+        raise ConfigError("trainer=ddp with several processes cannot run inside a local -m sweep: sweep with "
+                          "hydra/launcher=slurm (one SLURM job per run), or run the DDP jobs one at a time")
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     train_seconds = time.perf_counter() - start
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)[0]
@@ -39,6 +142,8 @@ def train(cfg: DictConfig) -> dict:
         "train_seconds": round(train_seconds, 2),
         "best_ckpt": best,
     }
+    for callback in callbacks:  # e.g. mnist_lit.report.TestReport's per-class table
+        metrics.update(getattr(callback, "metrics", {}))
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -46,14 +151,31 @@ def train(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> float | None:
+    """Returns validation accuracy, the objective of hparams_search=optuna (None when a sweep's job failed)."""
     try:
+        if cfg.get("resume") or cfg.get("ckpt_path"):
+            cfg = resumed_config(cfg)
         metrics = train(cfg)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except SIGTERMException:
+        print(f"error: stopped by SIGTERM: resume with python -m mnist_lit.train resume={cfg.run_dir}",
+              file=sys.stderr)
+        sys.exit(128 + 15)
+    except Exception as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # One failed job must not end the sweep: the summary marks it from error.txt, optuna records a failure.
+            message = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
+            message = (message.splitlines() or [type(e).__name__])[0]
+            Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(cfg.run_dir) / "error.txt").write_text(message + "\n\n" + traceback.format_exc())
+            print(f"error: {message}", file=sys.stderr)
+            return None  # optuna records a failed trial (NaN would crash hydra-optuna-sweeper 1.2 with optuna 4)
+        if isinstance(e, USER_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+        raise
     print(f"test accuracy {metrics['test/acc']:.4f}, run folder {cfg.run_dir}")
-    return metrics
+    return metrics["val/acc_best"]
 
 
 if __name__ == "__main__":

@@ -61,3 +61,30 @@ def compose_train(overrides=()):
 
 # Quiet, fast trainer settings for tests that fit.
 FAST = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def _fit(run_dir: Path, overrides: list) -> Path:
+    """Fits with the real config into run_dir (no logger) and returns its best checkpoint."""
+    from mnist_lit.train import train
+
+    train(compose_train([*overrides, f"run_dir={run_dir}", "~logger", *FAST]))
+    return run_dir / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of the default MLP fitted for 3 epochs on tiny written data (for unit tests of inference)."""
+    run_dir = tmp_path_factory.mktemp("tiny-run")
+    write_mnist(run_dir / "data")
+    return _fit(run_dir, [f"data.root={run_dir / 'data'}", "data.val_size=100", "batch_size=50", "lr=3e-3",
+                          "epochs=3"])
+
+
+@pytest.fixture(scope="session")
+def real_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of the default MLP fitted for 200 steps on real MNIST (about 95% on the test set)."""
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip("real MNIST not found in ../shared/data")
+    run_dir = tmp_path_factory.mktemp("real-run")
+    return _fit(run_dir, [f"data.root={SHARED_DATA}", "epochs=1", "+trainer.limit_train_batches=200",
+                          "+trainer.limit_val_batches=0.2"])

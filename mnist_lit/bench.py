@@ -1,0 +1,409 @@
+"""Training speed side by side: python -m mnist_lit.bench [--model mlp] [--batch-size N] [key=value ...].
+
+Times one training epoch (55k images, then the 5k validation images) of the same network, batch size,
+optimizer and schedule through (a) the real training path (mnist_lit.train.train: LitClassifier,
+MNISTDataModule and a Trainer from the Hydra config, default callbacks, logger and progress bar on),
+(b) a bare PyTorch loop over preloaded tensors (the floor) and (c) torchvision's per-sample pipeline
+(datasets.MNIST + ToTensor + Normalize in a DataLoader, as most templates do). Each measurement runs in a
+fresh process (its own peak memory); the three alternate, repeated, and the medians are reported. Then the
+default config trains until validation accuracy first reaches --target. Writes <out>/bench.json.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from mnist_lit.models import build
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PIPELINES = {
+    "real": "(a) mnist_lit: Lightning + Hydra config",
+    "bare": "(b) bare PyTorch loop, preloaded tensors",
+    "torchvision": "(c) torchvision MNIST + DataLoader",
+}
+
+
+def compose(overrides):
+    """The real training config, as `python -m mnist_lit.train` composes it."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=list(overrides))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (0 where /proc is missing)."""
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
+
+
+class Clock(L.Callback):
+    """Times each training epoch (its validation, checkpoints and logs included); optionally stops at a target.
+
+    Its `metrics` end up in what train() returns (and in metrics.json).
+    """
+
+    def __init__(self, target=None):
+        self.target, self.starts, self.cpu, self.reached = target, [], [], None
+        self.fit_started, self.train_images = None, None
+
+    def on_fit_start(self, trainer, pl_module):
+        self.fit_started = time.time()
+
+    def on_train_start(self, trainer, pl_module):
+        self.train_images = len(trainer.datamodule.splits["train"][0])
+
+    def _now(self, pl_module):
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter(), time.process_time()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        wall, cpu = self._now(pl_module)
+        self.starts.append(wall)
+        self.cpu.append(cpu)
+
+    def on_validation_end(self, trainer, pl_module):
+        acc = trainer.callback_metrics.get("val/acc")
+        if self.target is None or trainer.sanity_checking or self.reached or acc is None:
+            return
+        if float(acc) >= self.target:
+            self.reached = {"time": time.time(), "epoch": trainer.current_epoch + 1, "val_acc": float(acc)}
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module):
+        wall, cpu = self._now(pl_module)
+        self.starts.append(wall)
+        self.cpu.append(cpu)
+
+    @property
+    def metrics(self):
+        diff = lambda t: [round(b - a, 4) for a, b in zip(t, t[1:])]  # noqa: E731
+        return {"bench/epoch_seconds": diff(self.starts), "bench/epoch_cpu_seconds": diff(self.cpu),
+                "bench/reached": self.reached, "bench/fit_started": self.fit_started,
+                "bench/train_images": self.train_images}
+
+
+def run_real(overrides, run_dir, target=None):
+    """(a): the project's own train(), with a Clock callback added through the config."""
+    from mnist_lit.train import train
+
+    extra = [f"run_dir={run_dir}", "+callbacks.bench_clock._target_=mnist_lit.bench.Clock"]
+    if target is not None:
+        extra.append(f"+callbacks.bench_clock.target={target}")
+    metrics = train(compose([*overrides, *extra]))
+    out = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("bench/")}
+    return {**out, "val_acc": metrics["val/acc_best"]}
+
+
+def _loop(cfg, net, train_batches, val_batches, steps_per_epoch, device):
+    """Trains and validates cfg.epochs epochs like LitClassifier does; returns the per-epoch times."""
+    torch.manual_seed(cfg.seed)
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * steps_per_epoch
+    sched = {"onecycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps),
+             "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
+             "none": lambda: None}[cfg.schedule]()
+    # What trainer.precision asks of Lightning: bf16-mixed is autocast to bfloat16.
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled="bf16" in str(cfg.trainer.precision))
+    walls, cpus, acc = [], [], None
+    for epoch in range(cfg.epochs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        net.train()
+        for x, y in train_batches(epoch):
+            with autocast:
+                loss = F.cross_entropy(net(x), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+        net.eval()
+        correct = total = 0
+        with torch.inference_mode(), autocast:
+            for x, y in val_batches():
+                correct += (net(x).argmax(1) == y).sum()
+                total += len(y)
+        acc = float(correct / total)  # .item(): waits for the device, so the epoch is over
+        walls.append(round(time.perf_counter() - wall, 4))
+        cpus.append(round(time.process_time() - cpu, 4))
+    return {"epoch_seconds": walls, "epoch_cpu_seconds": cpus, "val_acc": acc}
+
+
+def _device(cfg):
+    return torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+
+
+def run_bare(overrides):
+    """(b): the datamodule's tensors, indexed batch by batch in a plain loop: no framework at all."""
+    cfg = compose(overrides)
+    device = _device(cfg)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    (xt, yt), (xv, yv) = ((x.to(device), y.to(device)) for x, y in (dm.splits["train"], dm.splits["val"]))
+    bs, n = cfg.batch_size, len(xt)
+    as_float = lambda x: x.unsqueeze(1).float().div_(255)  # noqa: E731
+
+    def train_batches(epoch):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + epoch)).to(device)
+        for i in range(0, n, bs):
+            j = perm[i:i + bs]
+            yield as_float(xt[j]), yt[j]
+
+    def val_batches():
+        for i in range(0, len(xv), dm.eval_batch_size):
+            yield as_float(xv[i:i + dm.eval_batch_size]), yv[i:i + dm.eval_batch_size]
+
+    net = build(OmegaConf.to_container(cfg.model, resolve=True))
+    return {**_loop(cfg, net, train_batches, val_batches, -(-n // bs), device), "train_images": n}
+
+
+def run_torchvision(overrides):
+    """(c): torchvision.datasets.MNIST on the same raw files, ToTensor + Normalize per sample, a DataLoader."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    cfg = compose(overrides)
+    device = _device(cfg)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()  # the files torchvision reads below
+    if dm.spec.folder != "MNIST":
+        raise SystemExit(f"error: the torchvision pipeline is written for MNIST, not data={dm.name}")
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((cfg.data.mean,), (cfg.data.std,))])
+    full = datasets.MNIST(str(cfg.data.root), train=True, download=False, transform=tf)
+    # The same 55k/5k split as MNISTDataModule.setup.
+    perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data.split_seed)).tolist()
+    train_set, val_set = Subset(full, perm[cfg.data.val_size:]), Subset(full, perm[:cfg.data.val_size])
+    pin = device.type == "cuda"
+    # num_workers=0 and no pinning on the CPU: the Lightning-Hydra template's MNIST defaults.
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=0, pin_memory=pin)
+    val_loader = DataLoader(val_set, batch_size=dm.eval_batch_size, num_workers=0, pin_memory=pin)
+    to = lambda loader: ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)  # noqa: E731
+
+    # The same network, normalising nothing itself (mean 0, std 1): the transform has normalised already.
+    net = build({**OmegaConf.to_container(cfg.model, resolve=True), "mean": 0.0, "std": 1.0})
+    times = _loop(cfg, net, lambda epoch: to(train_loader), lambda: to(val_loader), len(train_loader), device)
+    return {**times, "train_images": len(train_set)}
+
+
+def child(args):
+    """One measurement in this process; writes its result as JSON to args.result."""
+    started, imported = time.time(), rss_mb()  # Python, torch, Lightning and Hydra loaded: the same in all three
+    overrides = json.loads(args.child_overrides)
+    if args.child == "real":
+        out = run_real(overrides, Path(args.result).with_suffix(""), args.stop_at)
+    elif args.child == "bare":
+        out = run_bare(overrides)
+    else:
+        out = run_torchvision(overrides)
+    out.update(peak_rss_mb=round(peak_rss_mb(), 1), import_rss_mb=round(imported, 1),
+               process_seconds=round(time.time() - started, 2))
+    Path(args.result).write_text(json.dumps(out))
+
+
+def spawn(name, overrides, work: Path, tag, stop_at=None):
+    """Runs one measurement in a fresh Python process; its output goes to work/<tag>.log."""
+    result = work / f"{tag}.json"
+    cmd = [sys.executable, "-m", "mnist_lit.bench", "--child", name, "--result", str(result),
+           "--overrides", json.dumps(overrides)]
+    if stop_at is not None:
+        cmd += ["--stop-at", str(stop_at)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONF.parent), os.environ.get("PYTHONPATH", "")])}
+    launched = time.time()
+    with open(work / f"{tag}.log", "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    if rc != 0:
+        tail = (work / f"{tag}.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise SystemExit(f"error: benchmark {name} failed ({tail[0]}): see {work / f'{tag}.log'}")
+    out = json.loads(result.read_text())
+    out["launched"] = launched
+    return out
+
+
+def new_folder(base: Path) -> Path:
+    """base, or base_1, base_2...: never an existing folder."""
+    for i in range(1000):
+        path = base if i == 0 else base.with_name(f"{base.name}_{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise SystemExit(f"error: {base} and its numbered siblings all exist: pass --out DIR")
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(prog="python -m mnist_lit.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for all three, e.g. model.hidden=[2048,1024]")
+    p.add_argument("--model", default=None, help="model config group: mlp (default) or cnn")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size (128)")
+    p.add_argument("--epochs", type=int, default=1, help="timed epochs per measurement (default 1)")
+    p.add_argument("--repeats", type=int, default=3, help="measurements of each pipeline (default 3)")
+    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
+                   help="cpu (trainer=cpu) or gpu (trainer=gpu: bf16, dataset on the GPU)")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: the config's data.root)")
+    p.add_argument("--target", type=float, default=0.98,
+                   help="validation accuracy to reach with the default config (0: skip)")
+    p.add_argument("--pipelines", default="real,bare,torchvision", help="which to run (default: all three)")
+    p.add_argument("--out", default=None, help="output folder (default outputs/bench/<date>/<time>)")
+    p.add_argument("--child", choices=PIPELINES, help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--stop-at", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--overrides", dest="child_overrides", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return args
+    if args.epochs < 1 or args.repeats < 1:
+        p.error("--epochs and --repeats must be at least 1")
+    args.pipelines = [s.strip() for s in args.pipelines.split(",") if s.strip()]
+    unknown = [s for s in args.pipelines if s not in PIPELINES]
+    if unknown or not args.pipelines:
+        p.error(f"unknown pipeline {', '.join(unknown) or '(none)'}: use some of {','.join(PIPELINES)}")
+    return args
+
+
+def table(rows, header):
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def summarise(results, n_train):
+    """Medians over every timed epoch of every repeat, and the ratios the issue asks for."""
+    summary = {}
+    for name, runs in results.items():
+        epochs = [t for run in runs for t in run["epoch_seconds"]]
+        med = statistics.median(epochs)
+        summary[name] = {"label": PIPELINES[name], "epoch_seconds": round(med, 3),
+                         "samples_per_s": round(n_train / med, 1),
+                         "epoch_cpu_seconds": round(statistics.median(
+                             [t for run in runs for t in run["epoch_cpu_seconds"]]), 3),
+                         "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+                         "import_rss_mb": max(run["import_rss_mb"] for run in runs),
+                         "epoch_seconds_all": epochs}
+    ratios = {}
+    if {"real", "bare"} <= summary.keys():
+        ratios["real_over_bare"] = round(summary["real"]["epoch_seconds"] / summary["bare"]["epoch_seconds"], 3)
+    if {"real", "torchvision"} <= summary.keys():
+        ratios["torchvision_over_real"] = round(
+            summary["torchvision"]["epoch_seconds"] / summary["real"]["epoch_seconds"], 3)
+    return summary, ratios
+
+
+def format_report(report) -> str:
+    """The printed table: one row per pipeline, then the ratios and the time to the target accuracy."""
+    rows = [[s["label"], f"{s['epoch_seconds']:.2f}", f"{s['samples_per_s']:,.0f}", f"{s['epoch_cpu_seconds']:.2f}",
+             f"{s['peak_rss_mb']:,.0f}"] for s in report["pipelines"].values()]
+    lines = [table(rows, ["pipeline", "s/epoch", "samples/s", "CPU s/epoch", "peak RSS MB"])]
+    r = report["ratios"]
+    if "real_over_bare" in r:
+        lines.append(f"(a)/(b) time: {r['real_over_bare']:.2f}x  (the real path over the bare loop; target <= 1.15)")
+    if "torchvision_over_real" in r:
+        lines.append(f"(c)/(a) time: {r['torchvision_over_real']:.2f}x  (torchvision over the real path; "
+                     f"target >= 2.5)")
+    t = report["time_to_target"]
+    if t:
+        what = (f"{t['seconds']:.1f} s from launch (epoch {t['epoch']}, val acc {t['val_acc']:.4f})"
+                if t["reached"] else f"not reached in {len(t['epoch_seconds'])} epochs")
+        lines.append(f"time to {t['target']:.0%} validation accuracy, default config: {what}")
+    la = report["load_average"]
+    lines.append(f"load average (1 min) {la['start'][0]:.1f} at start, {la['end'][0]:.1f} at end, "
+                 f"on {report['machine']['cores']} cores")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse(argv)
+    if args.child:
+        return child(args)
+    common = [f"trainer={args.accelerator}", *([f"data.root={args.data_root}"] if args.data_root else []),
+              *args.overrides]
+    bench = [*common, f"epochs={args.epochs}", *([f"model={args.model}"] if args.model else []),
+             *([f"batch_size={args.batch_size}"] if args.batch_size else [])]
+    cfg = compose(bench)  # a bad override fails here, before anything runs
+    out = new_folder(Path(args.out or f"outputs/bench/{datetime.now():%Y-%m-%d/%H-%M-%S}"))
+    work = out / "runs"  # each measurement's log and result; the real path's run folders are deleted
+    work.mkdir()
+    load_start = os.getloadavg()
+    net = cfg.model._target_.rsplit(".", 1)[1]
+    print(f"benchmark: {net}, batch {cfg.batch_size}, {args.epochs} epoch(s) x {args.repeats} repeats, "
+          f"trainer={args.accelerator}; load average {load_start[0]:.1f} on {os.cpu_count()} cores; {out}", flush=True)
+
+    results = {name: [] for name in args.pipelines}
+    for r in range(args.repeats):
+        # Rotate the order each repeat: no pipeline always goes first, or always runs after the same one.
+        k = r % len(args.pipelines)
+        for name in args.pipelines[k:] + args.pipelines[:k]:
+            res = spawn(name, bench, work, f"{name}-{r}")
+            results[name].append(res)
+            print(f"  {PIPELINES[name]}: {statistics.median(res['epoch_seconds']):.2f} s/epoch "
+                  f"(repeat {r + 1}/{args.repeats})", flush=True)
+    n_train = next(iter(results.values()))[0]["train_images"]
+    summary, ratios = summarise(results, n_train)
+
+    target = None
+    if args.target > 0:
+        print(f"  training the default config until {args.target:.0%} validation accuracy ...", flush=True)
+        res = spawn("real", common, work, "target", stop_at=args.target)
+        hit = res["reached"]
+        target = {"target": args.target, "overrides": common, "reached": hit is not None,
+                  "seconds": round(hit["time"] - res["launched"], 2) if hit else None,
+                  "seconds_in_fit": round(hit["time"] - res["fit_started"], 2) if hit else None,
+                  "epoch": hit["epoch"] if hit else None, "val_acc": round(hit["val_acc"], 4) if hit else None,
+                  "epoch_seconds": res["epoch_seconds"], "peak_rss_mb": res["peak_rss_mb"]}
+    for run in work.iterdir():  # checkpoints and logs of the real path: not results
+        if run.is_dir():
+            shutil.rmtree(run)
+
+    report = {
+        "command": " ".join(["python -m mnist_lit.bench", *(sys.argv[1:] if argv is None else argv)]),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
+        "setup": {"model": OmegaConf.to_container(cfg.model, resolve=True), "batch_size": cfg.batch_size,
+                  "train_images": n_train, "epochs": args.epochs, "repeats": args.repeats,
+                  "accelerator": args.accelerator, "overrides": bench},
+        "pipelines": summary,
+        "ratios": ratios,
+        "time_to_target": target,
+    }
+    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("\n" + format_report(report) + f"\nwrote {out / 'bench.json'}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Export a checkpoint's network: python -m mnist_lit.export --ckpt PATH --format onnx|torchscript --out FILE.
+
+Both formats take float32 images (N, 1, 28, 28) in [0, 1], any batch size N, and return logits; the class
+names travel inside the file (ONNX metadata_props, a TorchScript extra file), so
+`python -m mnist_lit.predict --model FILE` reads with it alone.
+"""
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from mnist_lit.predict import ModelError, load_checkpoint
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def export_onnx(net: torch.nn.Module, meta: dict, out: Path):
+    """ONNX with a dynamic batch dimension; each metadata value is stored as JSON under its key."""
+    import onnx
+
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(net, (torch.zeros(2, 1, 28, 28),), dynamo=True, input_names=["image"],
+                                output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
+    model = program.model_proto  # weights inline: one self-contained file
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
+def export_torchscript(net: torch.nn.Module, meta: dict, out: Path):
+    """TorchScript (traced); the metadata is the extra file mnist_lit.json inside the archive."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ deprecates TorchScript; the issue asks for it
+        traced = torch.jit.trace(net, torch.zeros(2, 1, 28, 28))
+        torch.jit.save(traced, str(out), _extra_files={"mnist_lit.json": json.dumps(meta)})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mnist_lit.export",
+                                     description="Export a trained checkpoint to ONNX or TorchScript.")
+    parser.add_argument("--ckpt", required=True, type=Path, help="a checkpoint written by mnist_lit.train")
+    parser.add_argument("--format", choices=sorted(FORMATS), help="default: from --out's suffix (.onnx or .pt)")
+    parser.add_argument("--out", required=True, type=Path, help="the file to write, e.g. model.onnx")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    args = parser.parse_args(argv)
+    fmt = args.format or ("onnx" if args.out.suffix.lower() == ".onnx" else "torchscript")
+    if args.out.exists() and not args.force:
+        print(f"error: {args.out} exists: pass --force to replace it, or another --out", file=sys.stderr)
+        return 1
+    try:
+        net, meta = load_checkpoint(args.ckpt)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        try:
+            export_onnx(net, meta, args.out)
+        except ImportError as e:
+            print(f"error: ONNX export needs {e.name}: pip install 'mnist_lit[export]'", file=sys.stderr)
+            return 1
+    else:
+        export_torchscript(net, meta, args.out)
+    print(f"wrote {args.out} ({fmt}, {len(meta['classes'])} classes, any batch size of (N, 1, 28, 28) "
+          f"images in [0, 1]): python -m mnist_lit.predict --model {args.out} IMAGE")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

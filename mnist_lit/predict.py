@@ -1,0 +1,287 @@
+"""Read handwriting: python -m mnist_lit.predict --ckpt PATH [--json] [--topk K] [--multi] IMAGE_OR_FOLDER...
+
+Also a Python API: `Reader.from_checkpoint("best.ckpt").read("digit.jpg")`. A Lightning checkpoint is read
+with torch alone (no Lightning); an exported `.onnx` file with onnxruntime alone (no torch).
+"""
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_lit.preprocess import IMAGE_SUFFIXES, ReadError, preprocess, preprocess_multi
+
+__all__ = ["Reader", "ReadError", "ModelError", "main"]
+
+
+class ModelError(ReadError):
+    """The checkpoint or exported model cannot be used; the one-line message says why and what to do."""
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _run_info(ckpt: Path) -> dict:
+    """The dataset name and test accuracy of the run that wrote <run>/checkpoints/<name>.ckpt, when known."""
+    run = ckpt.resolve().parent.parent
+    info = {"dataset": None, "test_acc": None}
+    try:
+        info["test_acc"] = float(json.loads((run / "metrics.json").read_text())["test/acc"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        import yaml  # comes with Hydra; the run's composed config names the dataset
+
+        info["dataset"] = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["data"]["name"]
+    except Exception:  # no Hydra folder beside the checkpoint (copied elsewhere), or no yaml: unknown
+        pass
+    return info
+
+
+def load_checkpoint(path):
+    """A checkpoint of mnist_lit.train -> (its network in eval mode, {'classes', 'model', 'dataset', 'test_acc'})."""
+    import torch
+
+    from mnist_lit.models import build
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} not found: pass a .ckpt written by mnist_lit.train, "
+                         f"e.g. outputs/<date>/<time>/checkpoints/best.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path} is not a checkpoint torch can load ({why}): pass a .ckpt written "
+                         f"by mnist_lit.train, or an exported .onnx / TorchScript .pt file") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or "net" not in hp or "classes" not in hp or "state_dict" not in ckpt:
+        raise ModelError(f"{path} is not a mnist_lit checkpoint (it has no network config, class names and "
+                         f"weights): pass a .ckpt written by mnist_lit.train")
+    try:
+        net = build(hp["net"])
+        net.load_state_dict({k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ModelError(f"{path}: its weights do not fit its network ({str(e).strip().splitlines()[0][:200]}): "
+                         f"the checkpoint is damaged or from another version of mnist_lit; train again") from None
+    meta = {"classes": [str(c) for c in hp["classes"]], "model": hp["net"].get("_target_"), **_run_info(path)}
+    data_hp = ckpt.get("datamodule_hyper_parameters")  # present when the datamodule saves its hyperparameters
+    if meta["dataset"] is None and isinstance(data_hp, dict):
+        meta["dataset"] = data_hp.get("name")
+    return net.eval(), meta
+
+
+class Reader:
+    """A trained classifier plus MNIST-style preprocessing: reads characters from images of any kind."""
+
+    def __init__(self, logits_fn, classes, info: dict):
+        self._logits = logits_fn  # float32 (N, 1, 28, 28) in [0, 1] -> (N, num_classes) logits
+        self.classes = [str(c) for c in classes]
+        self.info = {**info, "classes": self.classes}
+
+    @classmethod
+    def load(cls, path) -> "Reader":
+        """A Lightning checkpoint (.ckpt), an ONNX file (.onnx) or a TorchScript file (.pt/.ts), by its suffix."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".onnx":
+            return cls.from_onnx(path)
+        if suffix in (".pt", ".ts", ".torchscript"):
+            return cls.from_torchscript(path)
+        return cls.from_checkpoint(path)
+
+    @classmethod
+    def from_checkpoint(cls, path, device="cpu") -> "Reader":
+        """Rebuilds the network of a checkpoint written by mnist_lit.train (torch only, weights_only=True)."""
+        import torch
+
+        net, meta = load_checkpoint(path)
+        net.to(device)
+
+        @torch.inference_mode()
+        def logits(x):
+            return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+        return cls(logits, meta.pop("classes"), meta)
+
+    @classmethod
+    def from_onnx(cls, path) -> "Reader":
+        """Reads with an ONNX file written by mnist_lit.export, through onnxruntime alone (no torch)."""
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model {path} not found: write one with python -m mnist_lit.export "
+                             f"--ckpt best.ckpt --format onnx --out {path.name}")
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelError(f"{path} is not an ONNX model onnxruntime can load "
+                             f"({str(e).strip().splitlines()[0][:200]}): export it again") from None
+        meta = session.get_modelmeta().custom_metadata_map
+        if "classes" not in meta:
+            raise ModelError(f"{path} has no class names in its metadata: export it with python -m mnist_lit.export")
+        name = session.get_inputs()[0].name
+
+        def logits(x):
+            return session.run(None, {name: x})[0]
+
+        info = {k: json.loads(meta[k]) for k in ("model", "dataset", "test_acc") if k in meta}
+        return cls(logits, json.loads(meta["classes"]), {"model": None, "dataset": None, "test_acc": None, **info})
+
+    @classmethod
+    def from_torchscript(cls, path) -> "Reader":
+        """Reads with a TorchScript file written by mnist_lit.export (torch only)."""
+        import torch
+
+        path = Path(path)
+        extra = {"mnist_lit.json": ""}
+        if not path.is_file():
+            raise ModelError(f"model {path} not found: write one with python -m mnist_lit.export "
+                             f"--ckpt best.ckpt --format torchscript --out {path.name}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ deprecates TorchScript
+                net = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        except Exception as e:
+            raise ModelError(f"{path} is not a TorchScript model torch can load "
+                             f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}): "
+                             f"export it again with python -m mnist_lit.export") from None
+        if not extra["mnist_lit.json"]:
+            raise ModelError(f"{path} has no class names inside: export it with python -m mnist_lit.export")
+        meta = json.loads(extra["mnist_lit.json"])
+        net.eval()
+
+        @torch.inference_mode()
+        def logits(x):
+            return net(torch.from_numpy(x)).float().numpy()
+
+        return cls(logits, meta.pop("classes"), meta)
+
+    def _classify(self, images: list, topk: int) -> list[dict]:
+        x = np.stack(images).astype(np.float32)[:, None]
+        probs = _softmax(np.asarray(self._logits(x), dtype=np.float64))
+        out = []
+        for img, p in zip(images, probs):
+            order = np.argsort(-p, kind="stable")[:max(1, topk)]
+            top = [[self.classes[i], float(p[i])] for i in order]
+            out.append({"label": top[0][0], "confidence": top[0][1], "top": top, "image": img})
+        return out
+
+    def read(self, image, topk=3) -> dict:
+        """One character: {'label', 'confidence', 'top': [[label, prob], ...], 'image': the 28x28 input}."""
+        return self._classify([preprocess(image)], topk)[0]
+
+    def read_multi(self, image, topk=3) -> dict:
+        """A row of characters, left to right: {'text', 'chars': [read()'s dict plus 'box': [x0, y0, x1, y1]]}."""
+        found = preprocess_multi(image)
+        chars = self._classify([img for _, img in found], topk)
+        for c, (box, _) in zip(chars, found):
+            c["box"] = list(box)
+        return {"text": "".join(c["label"] for c in chars), "chars": chars}
+
+
+def image_paths(args: list[str]) -> list[tuple[str, str | None]]:
+    """Files and folders -> [(path, error or None)]: a folder gives its images, sorted by name."""
+    out = []
+    for a in args:
+        p = Path(a)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            out += [(str(f), None) for f in found]
+            if not found:
+                out.append((a, f"folder {a} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images"))
+        else:
+            out.append((a, None))
+    return out
+
+
+def _save(img: np.ndarray, path: Path):
+    Image.fromarray(np.round(img * 255).astype(np.uint8), "L").save(path)
+
+
+def _line(path: str, result: dict, multi: bool) -> str:
+    if multi:
+        chars = ", ".join(f"{c['label']} {c['confidence']:.3f}" for c in result["chars"])
+        return f"{path}: {result['text']}  ({chars})"
+    others = ", ".join(f"{label} {p:.3f}" for label, p in result["top"][1:])
+    return f"{path}: {result['label']} {result['confidence']:.3f}" + (f"  (then {others})" if others else "")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_lit.predict",
+        description="Read handwritten characters from images of any size and kind with a trained model.")
+    parser.add_argument("--ckpt", "--model", dest="model", required=True, type=Path, metavar="PATH",
+                        help="a checkpoint written by mnist_lit.train (.ckpt), or a model written by "
+                             "mnist_lit.export (.onnx: needs only onnxruntime; .pt: TorchScript)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="PNG/JPEG/BMP/GIF/WebP files, or folders of them")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--topk", type=int, default=3, help="how many of the likeliest labels to give (default 3)")
+    parser.add_argument("--multi", action="store_true",
+                        help="each image holds a row of characters (e.g. a year): read them left to right")
+    parser.add_argument("--show-preprocessed", type=Path, metavar="DIR",
+                        help="write the 28x28 images the model saw into DIR (as <image name>.png, "
+                             "<image name>_<n>.png with --multi)")
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        parser.error(f"--topk {args.topk}: give 1 or more")
+    try:
+        reader = Reader.load(args.model)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        print(f"error: reading {args.model} needs {e.name}: pip install 'mnist_lit[export]'", file=sys.stderr)
+        return 1
+    topk = min(args.topk, len(reader.classes))
+    show = args.show_preprocessed
+    if show:
+        if show.exists() and not show.is_dir():
+            print(f"error: --show-preprocessed {show} is a file: give a folder", file=sys.stderr)
+            return 1
+        show.mkdir(parents=True, exist_ok=True)
+    written: set = set()
+    failed = 0
+    for path, error in image_paths(args.images):
+        try:
+            if error:
+                raise ReadError(error)
+            result = reader.read_multi(path, topk) if args.multi else reader.read(path, topk)
+        except ReadError as e:
+            failed += 1
+            message = str(e) if path in str(e) else f"{path}: {e}"
+            if args.json:
+                print(json.dumps({"path": path, "error": message}), flush=True)
+            else:
+                print(f"error: {message}", file=sys.stderr, flush=True)
+            continue
+        if show:
+            images = [c["image"] for c in result["chars"]] if args.multi else [result["image"]]
+            stem = Path(path).stem
+            for n, img in enumerate(images):
+                name = f"{stem}_{n}" if args.multi else stem
+                while name + ".png" in written:  # two inputs with one name (from different folders)
+                    name += "_"
+                written.add(name + ".png")
+                _save(img, show / f"{name}.png")
+        if args.json:
+            if args.multi:
+                chars = [{k: v for k, v in c.items() if k != "image"} for c in result["chars"]]
+                out = {"path": path, "text": result["text"], "chars": chars}
+            else:
+                out = {"path": path, **{k: v for k, v in result.items() if k != "image"}}
+            print(json.dumps(out), flush=True)
+        else:
+            print(_line(path, result, args.multi), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+
+from mnist_lit.augment import PRESETS, Augment, make
+from mnist_lit.data import DataError, MNISTDataModule
+from mnist_lit.module import LitClassifier
+
+
+def digits(n=16):
+    """A batch of bar images in [0, 1], shaped like MNIST's."""
+    x = torch.zeros(n, 1, 28, 28)
+    for i in range(n):
+        x[i, 0, 8 + i % 8: 12 + i % 8, 6:22] = 1.0
+    return x
+
+
+def test_no_settings_is_the_identity():
+    x = digits()
+    assert torch.allclose(Augment()(x), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["affine", "elastic"])
+def test_presets_keep_shape_and_dtype_and_move_every_image(preset):
+    x = digits()
+    out = make(preset)(x)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    assert out.min() >= 0 and out.max() <= 1
+    moved = (out - x).flatten(1).abs().amax(1)
+    assert (moved > 0.05).all()  # each image gets its own transform, none the identity
+    # Small transforms: the bar is still there, about as much ink (elastic stretches and squeezes more).
+    ratio = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert ratio.min() > (0.7 if preset == "affine" else 0.3) and ratio.max() < (1.3 if preset == "affine" else 2.0)
+
+
+def test_translation_shifts_by_at_most_the_setting():
+    x = digits(64)
+    out = Augment(translate=3.0)(x)
+    rows = torch.arange(28.0).view(1, 28, 1)
+    centre = lambda t: (t[:, 0] * rows).sum((1, 2)) / t[:, 0].sum((1, 2))  # noqa: E731
+    shift = centre(out) - centre(x)
+    assert shift.abs().max() <= 3.0 + 1e-3 and shift.abs().max() > 1.5 and shift.std() > 0.5
+
+
+def test_deterministic_under_a_seed_and_different_across_epochs_and_seeds():
+    x = digits()
+    a, b = Augment(**PRESETS["elastic"], seed=1), Augment(**PRESETS["elastic"], seed=1)
+    assert torch.equal(a(x, epoch=0), b(x, epoch=0))
+    assert torch.equal(a(x, epoch=0), b(x, epoch=0))  # the stream continues identically within an epoch
+    assert not torch.equal(a(x, epoch=1), b(x, epoch=2))
+    assert not torch.equal(Augment(degrees=10, seed=1)(x), Augment(degrees=10, seed=2)(x))
+
+
+def test_bad_settings_are_one_clear_error():
+    with pytest.raises(DataError, match="unknown data.augment='flip'"):
+        MNISTDataModule(augment="flip")
+    with pytest.raises(DataError, match="bad data.augment"):
+        MNISTDataModule(augment={"rotate": 10})
+    assert MNISTDataModule(augment="none").augment is None
+
+
+def test_augmentation_only_on_training_batches_and_labels_kept(tiny_root):
+    # Un-augmented images are bytes / 255; warped ones are interpolated between pixels.
+    seen = {}
+
+    class Spy(Callback):
+        def _record(self, stage, batch):
+            x, y = batch
+            off_grid = (x * 255 - (x * 255).round()).abs().max().item()
+            seen.setdefault(stage, []).append((off_grid, y.clone()))
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self._record("train", batch)
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            self._record("val", batch)
+
+        def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            self._record("test", batch)
+
+    dm = MNISTDataModule(root=tiny_root, val_size=100, batch_size=100, augment="elastic")
+    model = LitClassifier(net={"_target_": "mnist_lit.models.MLP", "hidden": [16]}, classes=list("0123456789"))
+    trainer = Trainer(max_epochs=1, callbacks=[Spy()], logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm, verbose=False)
+    assert all(off > 1e-3 for off, _ in seen["train"])
+    assert all(off < 1e-4 for off, _ in seen["val"] + seen["test"])
+    # Labels pass through untouched: the test batches are the test set's labels in order.
+    assert torch.equal(torch.cat([y for _, y in seen["test"]]), dm.splits["test"][1])

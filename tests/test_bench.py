@@ -1,0 +1,52 @@
+"""The benchmark runs end to end on tiny data and writes well-formed JSON (no speed is asserted)."""
+import json
+
+import pytest
+
+from mnist_lit import bench
+
+
+def test_bench_runs_all_three_pipelines_and_writes_json(tiny_root, tmp_path, capsys):
+    out = tmp_path / "bench"
+    report = bench.main(["--data-root", str(tiny_root), "--repeats", "1", "--target", "0.9", "--out", str(out),
+                         "data.val_size=100", "model.hidden=[64]", "batch_size=50"])
+    saved = json.loads((out / "bench.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert saved["setup"]["train_images"] == 500 and saved["setup"]["batch_size"] == 50
+    assert saved["setup"]["model"]["hidden"] == [64]
+
+    pipes = saved["pipelines"]
+    assert list(pipes) == ["real", "bare", "torchvision"]
+    for p in pipes.values():
+        assert len(p["epoch_seconds_all"]) == 1 and p["epoch_seconds"] == pytest.approx(p["epoch_seconds_all"][0])
+        assert p["samples_per_s"] == pytest.approx(500 / p["epoch_seconds"], rel=1e-2)
+        assert p["peak_rss_mb"] >= p["import_rss_mb"] > 0
+    assert saved["ratios"]["real_over_bare"] == pytest.approx(
+        pipes["real"]["epoch_seconds"] / pipes["bare"]["epoch_seconds"], rel=1e-2)
+    assert saved["ratios"]["torchvision_over_real"] == pytest.approx(
+        pipes["torchvision"]["epoch_seconds"] / pipes["real"]["epoch_seconds"], rel=1e-2)
+
+    # The default config (not the benchmark's model or batch size) trains until the target, then stops.
+    t = saved["time_to_target"]
+    assert t["reached"] and t["val_acc"] >= 0.9 and 1 <= t["epoch"] == len(t["epoch_seconds"]) < 15
+    assert t["seconds"] > 0 and "data.val_size=100" in t["overrides"]
+    assert sorted(p.name for p in (out / "runs").iterdir() if p.is_dir()) == []  # checkpoints are not kept
+
+    printed = capsys.readouterr().out
+    assert "(a)/(b) time" in printed and "(c)/(a) time" in printed and str(out / "bench.json") in printed
+
+
+def test_summary_takes_medians_over_repeats_and_epochs():
+    runs = lambda *times: [{"epoch_seconds": list(t), "epoch_cpu_seconds": list(t), "peak_rss_mb": 9,  # noqa: E731
+                            "import_rss_mb": 5} for t in times]
+    summary, ratios = bench.summarise({"real": runs([10, 30], [11]), "bare": runs([10], [9], [50]),
+                                       "torchvision": runs([33])}, n_train=1100)
+    assert summary["real"]["epoch_seconds"] == 11 and summary["bare"]["epoch_seconds"] == 10
+    assert summary["real"]["samples_per_s"] == 100
+    assert ratios == {"real_over_bare": 1.1, "torchvision_over_real": 3.0}
+
+
+def test_bad_options_are_one_line_errors(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--pipelines", "real,fast"])
+    assert "unknown pipeline fast" in capsys.readouterr().err

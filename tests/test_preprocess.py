@@ -1,0 +1,161 @@
+"""Preprocessing: images of every kind come out as MNIST-style 28x28 characters; segmentation of rows."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
+
+from mnist_lit.preprocess import (BOX, CENTRE, SIZE, STROKE_RANGE, FINE, ReadError, ink_map, ink_mask, load_gray,
+                                  preprocess, preprocess_multi, segment, stroke_width)
+
+# A "2" and a "7" as pen strokes in a 0..1 box.
+TWO = [(.15, .25), (.4, .02), (.75, .08), (.8, .35), (.5, .65), (.12, .97), (.9, .95)]
+SEVEN = [(.1, .05), (.9, .05), (.45, .98)]
+
+
+def draw(strokes, size=(400, 300), box=(150, 60, 100, 180), width=12, ink=0, paper=255, mode="L"):
+    """Strokes (lists of points in a unit box) drawn into box=(x, y, w, h) of an image."""
+    im = Image.new(mode, size, paper)
+    d = ImageDraw.Draw(im)
+    x, y, w, h = box
+    for stroke in strokes:
+        d.line([(x + px * w, y + py * h) for px, py in stroke], fill=ink, width=width, joint="curve")
+    return im
+
+
+def gray(im) -> np.ndarray:
+    return np.asarray(im.convert("L"), np.float32) / 255
+
+
+def close(a, b, tol=0.04):
+    return float(np.abs(a - b).mean()) < tol
+
+
+def test_output_is_mnist_shaped_scaled_and_centred():
+    out = preprocess(draw([TWO]))
+    assert out.shape == (SIZE, SIZE) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    rows, cols = np.flatnonzero(out.max(1) > 0), np.flatnonzero(out.max(0) > 0)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == BOX  # longest side 20 px
+    assert np.allclose(ndi.center_of_mass(out), CENTRE, atol=0.6)  # centre of mass at MNIST's centre
+    assert out.max() > 0.95 and out[0].max() == 0 and out[:, 0].max() == 0  # white ink on black, inside
+
+
+def test_aspect_ratio_is_kept():
+    bar = Image.new("L", (300, 300), 255)
+    ImageDraw.Draw(bar).rectangle([140, 50, 160, 250], fill=0)  # 21 x 201: a "1"
+    out = preprocess(bar)
+    rows, cols = np.flatnonzero(out.max(1) > 0.05), np.flatnonzero(out.max(0) > 0.05)
+    assert len(rows) == BOX and 2 <= len(cols) <= 5
+
+
+def test_polarity_size_and_position_do_not_matter():
+    base = preprocess(draw([TWO]))
+    assert close(preprocess(draw([TWO], ink=255, paper=0)), base)  # white on black
+    assert close(preprocess(draw([TWO], size=(2000, 1500), box=(200, 700, 400, 720), width=48)), base)  # big, offset
+    assert close(preprocess(draw([TWO], size=(40, 40), box=(12, 4, 17, 31), width=2)), base, 0.08)  # tiny
+
+
+def test_uneven_lighting_and_noise_are_removed():
+    clean = draw([TWO], ink=40, paper=230)
+    g = gray(clean)
+    yy, xx = np.mgrid[:g.shape[0], :g.shape[1]]
+    lit = g * (0.45 + 0.55 * xx / g.shape[1]) + np.random.default_rng(0).normal(0, 0.05, g.shape)  # dark left side
+    assert close(preprocess((np.clip(lit, 0, 1) * 255).astype(np.uint8)), preprocess(clean))
+
+
+def test_transparent_background_is_paper():
+    base = preprocess(draw([TWO]))
+    for ink in ((0, 0, 0, 255), (255, 255, 255, 255)):  # black or white strokes on a transparent canvas
+        im = draw([TWO], ink=ink, paper=(0, 0, 0, 0), mode="RGBA")
+        assert close(preprocess(im), base)
+    rgb = draw([TWO], ink=(20, 40, 160), paper=(250, 240, 200), mode="RGB")  # blue pen on yellow paper
+    assert close(preprocess(rgb), base)
+
+
+def test_specks_and_frame_lines_are_dropped():
+    base = preprocess(draw([SEVEN]))
+    im = draw([SEVEN])
+    d = ImageDraw.Draw(im)
+    d.rectangle([5, 5, 394, 294], outline=0, width=3)  # a printed border
+    for x, y in ((40, 40), (350, 260), (60, 250)):
+        d.ellipse([x, y, x + 3, y + 3], fill=0)  # specks of dust
+    assert close(preprocess(im), base)
+    axes = draw([SEVEN])
+    ImageDraw.Draw(axes).line([(20, 10), (20, 285), (395, 285)], fill=0, width=2)  # plot axes
+    assert close(preprocess(axes), base)
+
+
+def test_a_character_drawn_edge_to_edge_is_not_taken_for_a_frame():
+    one = Image.new("L", (60, 300), 255)
+    ImageDraw.Draw(one).line([(30, 0), (30, 299)], fill=0, width=4)
+    out = preprocess(one)
+    assert len(np.flatnonzero(out.max(1) > 0.5)) == BOX and out.sum() > 25
+
+
+def test_stroke_width_is_brought_into_mnists_range():
+    for width in (2, 60):  # a fine pen on a big page, a marker
+        out = preprocess(draw([TWO], size=(800, 800), box=(250, 200, 300, 400), width=width))
+        fine = np.asarray(Image.fromarray(out).resize((FINE * SIZE // BOX,) * 2, Image.BILINEAR)) > 0.5
+        assert STROKE_RANGE[0] - 0.5 <= stroke_width(fine) <= STROKE_RANGE[1] + 0.5, width
+
+
+@pytest.mark.parametrize("image, words", [
+    (Image.new("L", (50, 50), 200), "no ink"),
+    ((np.random.default_rng(0).normal(128, 6, (200, 200))).clip(0, 255).astype(np.uint8), "no ink"),
+    (b"this is not an image", "not an image"),
+    ("/nonexistent/digit.png", "no such file"),
+])
+def test_bad_input_is_one_clear_line(image, words):
+    with pytest.raises(ReadError) as e:
+        preprocess(image)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_truncated_file_is_reported(tmp_path):
+    buf = io.BytesIO()
+    draw([TWO]).save(buf, "PNG")
+    (tmp_path / "cut.png").write_bytes(buf.getvalue()[:200])
+    with pytest.raises(ReadError, match="cut.png"):
+        preprocess(tmp_path / "cut.png")
+
+
+def test_load_gray_accepts_paths_bytes_and_images(tmp_path):
+    im = draw([TWO], mode="RGB")
+    im.save(tmp_path / "two.webp", lossless=True)
+    buf = io.BytesIO()
+    im.save(buf, "BMP")
+    for source in (im, tmp_path / "two.webp", str(tmp_path / "two.webp"), buf.getvalue()):
+        assert np.array_equal(load_gray(source), gray(im))
+
+
+def row(chars, gap=40, width=12, size=(120, 180)):
+    """A row of characters drawn left to right, each in a box of the given size."""
+    w, h = size
+    im = Image.new("L", (60 + len(chars) * (w + gap), h + 80), 255)
+    d = ImageDraw.Draw(im)
+    for k, strokes in enumerate(chars):
+        x = 30 + k * (w + gap)
+        for stroke in strokes:
+            d.line([(x + px * w, 40 + py * h) for px, py in stroke], fill=0, width=width, joint="curve")
+    return im
+
+
+def test_multi_reads_characters_left_to_right_with_boxes():
+    im = row([[SEVEN], [TWO], [SEVEN]])
+    found = preprocess_multi(im)
+    assert len(found) == 3
+    lefts = [box[0] for box, _ in found]
+    assert lefts == sorted(lefts) and all(30 + k * 160 - 10 <= x <= 30 + k * 160 + 20 for k, x in enumerate(lefts))
+    assert close(found[1][1], preprocess(draw([TWO], box=(150, 60, 120, 180))), 0.05)
+    assert close(found[0][1], found[2][1], 0.01)
+
+
+def test_broken_strokes_are_merged_and_touching_characters_split():
+    five = [[(.85, .05), (.25, .05)], [(.2, .2), (.2, .45), (.6, .42), (.85, .65), (.7, .95), (.1, .9)]]
+    broken = row([five, [TWO]])  # the 5's bar is a separate piece of ink
+    assert len(preprocess_multi(broken)) == 2
+    touching = row([[TWO], [TWO], [SEVEN]], gap=-50, size=(170, 180))  # strokes of neighbours cross
+    mask = ink_mask(ink_map(load_gray(touching))[0])
+    assert ndi.label(mask)[1] < 3  # the test really has touching characters
+    assert len(segment(mask)) == 3

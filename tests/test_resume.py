@@ -1,0 +1,126 @@
+"""Nothing lost: a run killed mid-epoch resumes to the same result, checkpoints are written atomically,
+the same seed gives the same numbers, and runs never share a folder."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from mnist_lit import train as train_mod
+from mnist_lit.checkpointing import AtomicCheckpointIO, CheckpointError
+from mnist_lit.train import train
+from tests.conftest import FAST, ROOT, compose_train
+
+SMALL = ["model.hidden=[64]", "~callbacks.report", *FAST]  # a small network, no test report: quick runs
+
+
+class KillAt(Callback):
+    """Test only: the training process sends itself $KILL_AT='epoch:batch:SIGNAL' (e.g. 1:4:SIGKILL)."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        epoch, step, name = (os.environ.get("KILL_AT") or "-1:-1:-").split(":")
+        if (trainer.current_epoch, batch_idx) == (int(epoch), int(step)):
+            os.kill(os.getpid(), getattr(signal, name))
+
+
+def cli(args, kill_at=""):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KILL_AT": kill_at}
+    return subprocess.Popen([sys.executable, "-m", "mnist_lit.train", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+def comparable(run):
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k not in ("train_seconds", "best_ckpt")}
+
+
+def test_killed_twice_mid_epoch_then_resumed_equals_an_uninterrupted_run(tiny_root, tmp_path):
+    common = [f"data.root={tiny_root}", "data.val_size=100", "epochs=3", "batch_size=50", "lr=3e-3", "seed=1",
+              "+callbacks.kill._target_=tests.test_resume.KillAt", *SMALL]  # 10 steps an epoch, dropout on
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    reference = cli([*common, f"hydra.run.dir={ref}"])
+
+    # SIGTERM in epoch 1, batch 4: Lightning stops, the run says how to resume, exit status 143.
+    rc, err = finish(cli([*common, f"hydra.run.dir={run}"], kill_at="1:4:SIGTERM"))
+    assert rc == 143, err
+    assert err.strip().splitlines()[-1] == f"error: stopped by SIGTERM: resume with python -m mnist_lit.train resume={run}"
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    original_config = (run / ".hydra" / "config.yaml").read_text()
+
+    # Resumed, then SIGKILLed in epoch 2, batch 3: nothing can be saved, last.ckpt stays whole (epoch 1).
+    rc, err = finish(cli([f"resume={run}"], kill_at="2:3:SIGKILL"))
+    assert rc == -signal.SIGKILL, err
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+    rc, err = finish(cli([f"resume={run}"]))
+    assert rc == 0, err
+    assert finish(reference)[0] == 0
+    assert comparable(run) == comparable(ref)  # test/acc, test/loss, val/acc_best, epochs, per-class...
+    final, expected = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True) for r in (run, ref))
+    assert final["global_step"] == expected["global_step"] == 30
+    for key, value in expected["state_dict"].items():
+        assert torch.equal(final["state_dict"][key], value), key
+
+    # Same folder: the original config kept, each resume's own config beside it, TensorBoard appended to.
+    assert (run / ".hydra" / "config.yaml").read_text() == original_config
+    assert len(list(run.glob(".hydra/resumed-*/config.yaml"))) >= 1
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) > len(
+        list((ref / "tensorboard").glob("events.out.tfevents.*")))
+
+
+def test_same_seed_deterministic_gives_identical_metrics(tiny_root, tmp_path):
+    common = [f"data.root={tiny_root}", "data.val_size=100", "epochs=2", "batch_size=50", "seed=3",
+              "trainer.deterministic=true", *SMALL]
+    first, second = (train(compose_train([*common, f"run_dir={tmp_path / name}"])) for name in ("a", "b"))
+    assert comparable(tmp_path / "a") == comparable(tmp_path / "b")
+    assert first["test/loss"] == second["test/loss"]
+
+
+def test_disk_full_while_saving_is_one_clear_error_and_keeps_the_previous_checkpoint(tiny_root, tmp_path,
+                                                                                     monkeypatch):
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_is_full(obj, f):
+        calls.append(f.name)
+        if len(calls) > 2:  # epoch 0 saved best.ckpt and last.ckpt; epoch 1 runs out of space half-way
+            f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_is_full)
+    run = tmp_path / "run"
+    cfg = compose_train([f"data.root={tiny_root}", "data.val_size=100", "epochs=2", "batch_size=50",
+                         f"run_dir={run}", *SMALL])
+    with pytest.raises(CheckpointError, match=r"the disk is full; the previous \w+\.ckpt is intact; free space") as e:
+        train(cfg)
+    assert "\n" not in str(e.value)
+    monkeypatch.undo()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert not list(run.glob("checkpoints/*.tmp"))
+
+
+def test_a_checkpoint_write_replaces_the_file_whole(tmp_path):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+    io.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 2} and os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeypatch):
+    base = str(tmp_path / "outputs" / "2026-01-01" / "12-00-00")
+    first = train_mod.new_run_dir(base)
+    monkeypatch.setattr(train_mod, "_new_dirs", {})  # as in a second process started in the same second
+    second = train_mod.new_run_dir(base)
+    assert (first, second) == (base, base + "_1")
+    assert train_mod.new_run_dir(base) == second  # asked again by Hydra: the same folder
