@@ -10,12 +10,12 @@ default config trains until validation accuracy first reaches --target. Writes <
 """
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -119,7 +119,7 @@ def _loop(cfg, net, train_batches, val_batches, steps_per_epoch, device):
     """Trains and validates cfg.epochs epochs like LitClassifier does; returns the per-epoch times."""
     torch.manual_seed(cfg.seed)
     net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # as LitClassifier
     steps = cfg.epochs * steps_per_epoch
     sched = {"onecycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps),
              "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
@@ -150,6 +150,13 @@ def _loop(cfg, net, train_batches, val_batches, steps_per_epoch, device):
     return {"epoch_seconds": walls, "epoch_cpu_seconds": cpus, "val_acc": acc}
 
 
+def _compiled(cfg, net):
+    """The network compiled as callbacks=[default,compile] compiles it in the real path, else as it is."""
+    if "compile" in (cfg.get("callbacks") or {}):
+        net.compile(mode=cfg.callbacks.compile.get("mode"), backend=cfg.callbacks.compile.get("backend", "inductor"))
+    return net
+
+
 def _device(cfg):
     return torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
 
@@ -175,7 +182,7 @@ def run_bare(overrides):
         for i in range(0, len(xv), dm.eval_batch_size):
             yield as_float(xv[i:i + dm.eval_batch_size]), yv[i:i + dm.eval_batch_size]
 
-    net = build(OmegaConf.to_container(cfg.model, resolve=True))
+    net = _compiled(cfg, build(OmegaConf.to_container(cfg.model, resolve=True)))
     return {**_loop(cfg, net, train_batches, val_batches, -(-n // bs), device), "train_images": n}
 
 
@@ -202,43 +209,55 @@ def run_torchvision(overrides):
     to = lambda loader: ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)  # noqa: E731
 
     # The same network, normalising nothing itself (mean 0, std 1): the transform has normalised already.
-    net = build({**OmegaConf.to_container(cfg.model, resolve=True), "mean": 0.0, "std": 1.0})
+    net = _compiled(cfg, build({**OmegaConf.to_container(cfg.model, resolve=True), "mean": 0.0, "std": 1.0}))
     times = _loop(cfg, net, lambda epoch: to(train_loader), lambda: to(val_loader), len(train_loader), device)
     return {**times, "train_images": len(train_set)}
 
 
-def child(args):
-    """One measurement in this process; writes its result as JSON to args.result."""
-    started, imported = time.time(), rss_mb()  # Python, torch, Lightning and Hydra loaded: the same in all three
-    overrides = json.loads(args.child_overrides)
-    if args.child == "real":
-        out = run_real(overrides, Path(args.result).with_suffix(""), args.stop_at)
-    elif args.child == "bare":
+def _warm_up():
+    """A process's first backward pass starts autograd's engine (about a second): paid here, before any clock runs."""
+    w = torch.zeros(1, requires_grad=True)
+    (w * 2).sum().backward()
+
+
+def _measure(name, overrides, result, log, threads, stop_at):
+    """One measurement, in a process of its own; writes its figures as JSON to result, its output to log."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    imported = rss_mb()  # Python, torch, Lightning, Hydra and torchvision loaded: the same in all three
+    if threads:
+        torch.set_num_threads(threads)
+    _warm_up()
+    started = time.time()
+    if name == "real":
+        out = run_real(overrides, Path(result).with_suffix(""), stop_at)
+    elif name == "bare":
         out = run_bare(overrides)
     else:
         out = run_torchvision(overrides)
-    out.update(peak_rss_mb=round(peak_rss_mb(), 1), import_rss_mb=round(imported, 1),
-               process_seconds=round(time.time() - started, 2))
-    Path(args.result).write_text(json.dumps(out))
+    out.update(started=started, peak_rss_mb=round(peak_rss_mb(), 1), import_rss_mb=round(imported, 1))
+    Path(result).write_text(json.dumps(out))
+    sys.stdout.flush()
 
 
-def spawn(name, overrides, work: Path, tag, stop_at=None):
-    """Runs one measurement in a fresh Python process; its output goes to work/<tag>.log."""
-    result = work / f"{tag}.json"
-    cmd = [sys.executable, "-m", "mnist_lit.bench", "--child", name, "--result", str(result),
-           "--overrides", json.dumps(overrides)]
-    if stop_at is not None:
-        cmd += ["--stop-at", str(stop_at)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONF.parent), os.environ.get("PYTHONPATH", "")])}
-    launched = time.time()
-    with open(work / f"{tag}.log", "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    if rc != 0:
-        tail = (work / f"{tag}.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
-        raise SystemExit(f"error: benchmark {name} failed ({tail[0]}): see {work / f'{tag}.log'}")
-    out = json.loads(result.read_text())
-    out["launched"] = launched
-    return out
+_context = None
+
+
+def spawn(name, overrides, work: Path, tag, threads=None, stop_at=None):
+    """Runs one measurement in a new process (forked from a server that has imported the libraries once)."""
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["torchvision", "torch.utils.tensorboard", "mnist_lit.train", __name__])
+    result, log = work / f"{tag}.json", work / f"{tag}.log"
+    proc = _context.Process(target=_measure, args=(name, overrides, str(result), str(log), threads, stop_at))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0 or not result.is_file():
+        tail = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
+        raise SystemExit(f"error: benchmark {name} failed ({(tail or ['no output'])[0]}): see {log}")
+    return json.loads(result.read_text())
 
 
 def new_folder(base: Path) -> Path:
@@ -273,18 +292,16 @@ def parse(argv=None):
     p.add_argument("--repeats", type=int, default=3, help="measurements of each pipeline (default 3)")
     p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
                    help="cpu (trainer=cpu) or gpu (trainer=gpu: bf16, dataset on the GPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network in all three (callbacks=[default,compile] in the real path)")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: the config's data.root)")
     p.add_argument("--target", type=float, default=0.98,
                    help="validation accuracy to reach with the default config (0: skip)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads in each measurement (default: torch's, one per core); 1 on a busy machine")
     p.add_argument("--pipelines", default="real,bare,torchvision", help="which to run (default: all three)")
     p.add_argument("--out", default=None, help="output folder (default outputs/bench/<date>/<time>)")
-    p.add_argument("--child", choices=PIPELINES, help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
-    p.add_argument("--stop-at", type=float, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--overrides", dest="child_overrides", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child:
-        return args
     if args.epochs < 1 or args.repeats < 1:
         p.error("--epochs and --repeats must be at least 1")
     args.pipelines = [s.strip() for s in args.pipelines.split(",") if s.strip()]
@@ -307,19 +324,22 @@ def summarise(results, n_train):
     for name, runs in results.items():
         epochs = [t for run in runs for t in run["epoch_seconds"]]
         med = statistics.median(epochs)
-        summary[name] = {"label": PIPELINES[name], "epoch_seconds": round(med, 3),
+        summary[name] = {"label": PIPELINES[name], "epoch_seconds": round(med, 4),
                          "samples_per_s": round(n_train / med, 1),
                          "epoch_cpu_seconds": round(statistics.median(
-                             [t for run in runs for t in run["epoch_cpu_seconds"]]), 3),
+                             [t for run in runs for t in run["epoch_cpu_seconds"]]), 4),
                          "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
                          "import_rss_mb": max(run["import_rss_mb"] for run in runs),
                          "epoch_seconds_all": epochs}
+        first = [t for run in runs for t in run.get("compile_epoch_seconds", [])]
+        if first:  # --compile: the first epoch, compiling included, left out of the figures above
+            summary[name]["compile_epoch_seconds"] = round(statistics.median(first), 3)
     ratios = {}
-    if {"real", "bare"} <= summary.keys():
-        ratios["real_over_bare"] = round(summary["real"]["epoch_seconds"] / summary["bare"]["epoch_seconds"], 3)
-    if {"real", "torchvision"} <= summary.keys():
-        ratios["torchvision_over_real"] = round(
-            summary["torchvision"]["epoch_seconds"] / summary["real"]["epoch_seconds"], 3)
+    for key, (slow, fast) in {"real_over_bare": ("real", "bare"), "torchvision_over_real": ("torchvision", "real")}.items():
+        if {slow, fast} <= summary.keys():
+            ratios[key] = round(summary[slow]["epoch_seconds"] / summary[fast]["epoch_seconds"], 3)
+            # The same in CPU seconds: steadier than wall time when other programs share the cores.
+            ratios[key + "_cpu"] = round(summary[slow]["epoch_cpu_seconds"] / summary[fast]["epoch_cpu_seconds"], 3)
     return summary, ratios
 
 
@@ -330,13 +350,14 @@ def format_report(report) -> str:
     lines = [table(rows, ["pipeline", "s/epoch", "samples/s", "CPU s/epoch", "peak RSS MB"])]
     r = report["ratios"]
     if "real_over_bare" in r:
-        lines.append(f"(a)/(b) time: {r['real_over_bare']:.2f}x  (the real path over the bare loop; target <= 1.15)")
+        lines.append(f"(a)/(b) time: {r['real_over_bare']:.2f}x, CPU time {r['real_over_bare_cpu']:.2f}x  "
+                     f"(the real path over the bare loop; target <= 1.15)")
     if "torchvision_over_real" in r:
-        lines.append(f"(c)/(a) time: {r['torchvision_over_real']:.2f}x  (torchvision over the real path; "
-                     f"target >= 2.5)")
+        lines.append(f"(c)/(a) time: {r['torchvision_over_real']:.2f}x, CPU time {r['torchvision_over_real_cpu']:.2f}x  "
+                     f"(torchvision over the real path; target >= 2.5)")
     t = report["time_to_target"]
     if t:
-        what = (f"{t['seconds']:.1f} s from launch (epoch {t['epoch']}, val acc {t['val_acc']:.4f})"
+        what = (f"{t['seconds']:.1f} s from the start of train() (epoch {t['epoch']}, val acc {t['val_acc']:.4f})"
                 if t["reached"] else f"not reached in {len(t['epoch_seconds'])} epochs")
         lines.append(f"time to {t['target']:.0%} validation accuracy, default config: {what}")
     la = report["load_average"]
@@ -347,12 +368,12 @@ def format_report(report) -> str:
 
 def main(argv=None):
     args = parse(argv)
-    if args.child:
-        return child(args)
     common = [f"trainer={args.accelerator}", *([f"data.root={args.data_root}"] if args.data_root else []),
               *args.overrides]
-    bench = [*common, f"epochs={args.epochs}", *([f"model={args.model}"] if args.model else []),
-             *([f"batch_size={args.batch_size}"] if args.batch_size else [])]
+    skip = 1 if args.compile else 0  # compiling happens in the first epoch: run one more, and leave it out
+    bench = [*common, f"epochs={args.epochs + skip}", *([f"model={args.model}"] if args.model else []),
+             *([f"batch_size={args.batch_size}"] if args.batch_size else []),
+             *(["callbacks=[default,compile]"] if args.compile else [])]
     cfg = compose(bench)  # a bad override fails here, before anything runs
     out = new_folder(Path(args.out or f"outputs/bench/{datetime.now():%Y-%m-%d/%H-%M-%S}"))
     work = out / "runs"  # each measurement's log and result; the real path's run folders are deleted
@@ -367,7 +388,9 @@ def main(argv=None):
         # Rotate the order each repeat: no pipeline always goes first, or always runs after the same one.
         k = r % len(args.pipelines)
         for name in args.pipelines[k:] + args.pipelines[:k]:
-            res = spawn(name, bench, work, f"{name}-{r}")
+            res = spawn(name, bench, work, f"{name}-{r}", args.threads)
+            res["compile_epoch_seconds"] = res["epoch_seconds"][:skip]
+            res["epoch_seconds"], res["epoch_cpu_seconds"] = res["epoch_seconds"][skip:], res["epoch_cpu_seconds"][skip:]
             results[name].append(res)
             print(f"  {PIPELINES[name]}: {statistics.median(res['epoch_seconds']):.2f} s/epoch "
                   f"(repeat {r + 1}/{args.repeats})", flush=True)
@@ -377,10 +400,10 @@ def main(argv=None):
     target = None
     if args.target > 0:
         print(f"  training the default config until {args.target:.0%} validation accuracy ...", flush=True)
-        res = spawn("real", common, work, "target", stop_at=args.target)
+        res = spawn("real", common, work, "target", args.threads, stop_at=args.target)
         hit = res["reached"]
         target = {"target": args.target, "overrides": common, "reached": hit is not None,
-                  "seconds": round(hit["time"] - res["launched"], 2) if hit else None,
+                  "seconds": round(hit["time"] - res["started"], 2) if hit else None,
                   "seconds_in_fit": round(hit["time"] - res["fit_started"], 2) if hit else None,
                   "epoch": hit["epoch"] if hit else None, "val_acc": round(hit["val_acc"], 4) if hit else None,
                   "epoch_seconds": res["epoch_seconds"], "peak_rss_mb": res["peak_rss_mb"]}
@@ -391,7 +414,7 @@ def main(argv=None):
     report = {
         "command": " ".join(["python -m mnist_lit.bench", *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": {**machine(), "torch_threads": args.threads or torch.get_num_threads()},
         "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
         "setup": {"model": OmegaConf.to_container(cfg.model, resolve=True), "batch_size": cfg.batch_size,
                   "train_images": n_train, "epochs": args.epochs, "repeats": args.repeats,

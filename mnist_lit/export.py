@@ -14,7 +14,7 @@ import torch
 
 from mnist_lit.predict import ModelError, load_checkpoint
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = ("onnx", "torchscript")
 
 
 def export_onnx(net: torch.nn.Module, meta: dict, out: Path):
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_lit.export",
                                      description="Export a trained checkpoint to ONNX or TorchScript.")
     parser.add_argument("--ckpt", required=True, type=Path, help="a checkpoint written by mnist_lit.train")
-    parser.add_argument("--format", choices=sorted(FORMATS), help="default: from --out's suffix (.onnx or .pt)")
+    parser.add_argument("--format", choices=FORMATS, help="default: from --out's suffix (.onnx or .pt)")
     parser.add_argument("--out", required=True, type=Path, help="the file to write, e.g. model.onnx")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)

@@ -54,7 +54,7 @@ class LitClassifier(L.LightningModule):
         """Logs a metric's value for the epoch (over all DDP processes: compute() gathers them) and resets it."""
         value = metric.compute()
         metric.reset()
-        self.log(name, value, prog_bar=True)
+        self.log(name, value, prog_bar=True, sync_dist=True)  # equal on every process: quiets a DDP warning
         return value
 
     def training_step(self, batch, batch_idx):
@@ -86,15 +86,16 @@ class LitClassifier(L.LightningModule):
         if self.trainer.sanity_checking:
             return  # not a result: val/acc_best counts validations after training steps only
         self.val_acc_best(acc)
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self):
         self._log_epoch("test/acc", self.test_acc)
 
     def configure_optimizers(self):
         h = self.hparams
-        # AdamW with weight_decay=0 is exactly the tutorial's Adam.
-        opt = torch.optim.AdamW(self.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+        # AdamW with weight_decay=0 is exactly the tutorial's Adam. fused: one pass over each weight tensor (CPU and GPU)
+        # instead of a dozen; on the CPU the unfused update took 40% of the MLP's training step.
+        opt = torch.optim.AdamW(self.parameters(), lr=h.lr, weight_decay=h.weight_decay, fused=True)
         steps = self.trainer.estimated_stepping_batches
         if h.schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h.lr, total_steps=steps)
@@ -113,3 +114,14 @@ class EMA(EMAWeightAveraging):
         # is loaded, so trainer.test(ckpt_path=...) would test them instead of the average: only resuming needs them.
         if trainer.state.fn == "fit":
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class Compile(L.Callback):
+    """torch.compile's the network for fitting (nn.Module.compile: state_dict keys and checkpoints stay the same)."""
+
+    def __init__(self, mode=None, backend="inductor"):
+        self.mode, self.backend = mode, backend
+
+    def setup(self, trainer, pl_module, stage):
+        if stage == "fit":
+            pl_module.net.compile(mode=self.mode, backend=self.backend)

@@ -29,8 +29,10 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def _run_info(ckpt: Path) -> dict:
     """The dataset name and test accuracy of the run that wrote <run>/checkpoints/<name>.ckpt, when known."""
-    run = ckpt.resolve().parent.parent
     info = {"dataset": None, "test_acc": None}
+    if ckpt.resolve().parent.name != "checkpoints":  # copied elsewhere: nothing beside it describes its run
+        return info
+    run = ckpt.resolve().parent.parent
     try:
         info["test_acc"] = float(json.loads((run / "metrics.json").read_text())["test/acc"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -205,6 +207,19 @@ def _save(img: np.ndarray, path: Path):
     Image.fromarray(np.round(img * 255).astype(np.uint8), "L").save(path)
 
 
+def to_json(path: str, result: dict, multi: bool, image: bool = False) -> dict:
+    """A read() or read_multi() result as `predict --json` prints it; image=True adds the 28x28 images (serve)."""
+    def char(c):
+        out = {k: v for k, v in c.items() if k != "image"}
+        if image:
+            out["image"] = np.round(np.asarray(c["image"], dtype=float), 3).tolist()
+        return out
+
+    if multi:
+        return {"path": path, "text": result["text"], "chars": [char(c) for c in result["chars"]]}
+    return {"path": path, **char(result)}
+
+
 def _line(path: str, result: dict, multi: bool) -> str:
     if multi:
         chars = ", ".join(f"{c['label']} {c['confidence']:.3f}" for c in result["chars"])
@@ -246,7 +261,11 @@ def main(argv=None) -> int:
         if show.exists() and not show.is_dir():
             print(f"error: --show-preprocessed {show} is a file: give a folder", file=sys.stderr)
             return 1
-        show.mkdir(parents=True, exist_ok=True)
+        try:
+            show.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            print(f"error: --show-preprocessed {show}: {e.strerror}: give a folder you can write", file=sys.stderr)
+            return 1
     written: set = set()
     failed = 0
     for path, error in image_paths(args.images):
@@ -270,14 +289,11 @@ def main(argv=None) -> int:
                 while name + ".png" in written:  # two inputs with one name (from different folders)
                     name += "_"
                 written.add(name + ".png")
+                if (show / f"{name}.png").exists():
+                    print(f"note: replacing {show / name}.png", file=sys.stderr)
                 _save(img, show / f"{name}.png")
         if args.json:
-            if args.multi:
-                chars = [{k: v for k, v in c.items() if k != "image"} for c in result["chars"]]
-                out = {"path": path, "text": result["text"], "chars": chars}
-            else:
-                out = {"path": path, **{k: v for k, v in result.items() if k != "image"}}
-            print(json.dumps(out), flush=True)
+            print(json.dumps(to_json(path, result, args.multi)), flush=True)
         else:
             print(_line(path, result, args.multi), flush=True)
     return 1 if failed else 0

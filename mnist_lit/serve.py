@@ -7,7 +7,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from mnist_lit.predict import Reader, ReadError
+from mnist_lit.predict import Reader, ReadError, to_json
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp")
@@ -29,19 +28,6 @@ MAX_PIXELS = 40_000_000
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def image_json(result: dict) -> dict:
-    """One read character as JSON: the fields of `predict --json` plus the 28x28 image the model saw."""
-    out = {k: v for k, v in result.items() if k != "image"}
-    out["image"] = np.round(np.asarray(result["image"], dtype=float), 3).tolist()
-    return out
-
-
-def result_json(result: dict, path: str, multi: bool) -> dict:
-    if multi:
-        return {"path": path, "text": result["text"], "chars": [image_json(c) for c in result["chars"]]}
-    return {"path": path, **image_json(result)}
 
 
 async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
@@ -138,7 +124,7 @@ def create_app(reader: Reader, max_upload_mb: float = MAX_UPLOAD_MB) -> FastAPI:
             result = await run_in_threadpool(run)
         except ReadError as e:
             return error(422, str(e))
-        return result_json(result, name, multi)
+        return to_json(name, result, multi, image=True)  # predict --json's fields + the 28x28 images
 
     return app
 

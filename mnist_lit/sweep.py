@@ -25,7 +25,8 @@ def summarize(sweep_dir: Path, sort_key: str = SORT_KEY) -> list[dict]:
         overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
         metrics_file = job / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        metrics.pop("best_ckpt", None)
+        # Scalars only: the per-class table and confusion matrix stay in each run's metrics.json.
+        metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != "best_ckpt"}
         rows.append({"run": job.name, "overrides": " ".join(overrides), "status": status(job, metrics), **metrics})
     rows.sort(key=lambda r: -r.get(sort_key, -1.0))  # failed runs last
     columns = list(dict.fromkeys(k for r in rows for k in r))

@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -103,7 +104,7 @@ def resumed_config(cfg: DictConfig) -> DictConfig:
 def train(cfg: DictConfig) -> dict:
     """Fits on train, validates on val, tests the best checkpoint on test; writes and returns metrics."""
     check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
     run_dir = Path(cfg.run_dir)
     datamodule = instantiate(cfg.data)
     model = LitClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=datamodule.classes,
@@ -162,6 +163,8 @@ def main(cfg: DictConfig) -> float | None:
               file=sys.stderr)
         sys.exit(128 + 15)
     except Exception as e:
+        if isinstance(e, InstantiationException) and isinstance(e.__cause__, USER_ERRORS):
+            e = e.__cause__  # raised inside a config's _target_ (e.g. the datamodule): its message says it all
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # One failed job must not end the sweep: the summary marks it from error.txt, optuna records a failure.
             message = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"

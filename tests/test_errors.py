@@ -9,6 +9,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from mnist_lit.checkpointing import CheckpointError
+from mnist_lit.augment import PRESETS
 from mnist_lit.data import DataError, MNISTDataModule
 from mnist_lit.train import ConfigError, train
 from tests.conftest import ROOT, compose_train
@@ -27,9 +28,12 @@ def test_command_line_errors_are_short_and_exit_non_zero(tiny_root, tmp_path):
         "unknown key": (start(["foo=1", run]), "Could not override 'foo'.", "To append to your config use +foo=1"),
         "lr": (start([f"data.root={tiny_root}", "lr=0", run]), "error: lr=0 is invalid: use a number > 0, e.g. lr=1e-3",
                None),
-        "resume": (start([f"resume={tmp_path / 'nothing'}"]),
+        "resume": (start([f"resume={tmp_path / 'nothing'}", run]),
                    f"error: resume={tmp_path / 'nothing'} is not a run folder (it has no .hydra/): pass a run's folder, "
                    f"e.g. resume=outputs/<date>/<time>", None),
+        "augment": (start([f"data.root={tiny_root}", "data.augment=flip", run]),  # raised inside instantiate()
+                    f"error: unknown data.augment='flip': use one of {', '.join(PRESETS)}, or settings such as "
+                    "data.augment={translate:2,degrees:10}", None),
         "full error": (start([f"data.root={tiny_root}", "lr=0", run], HYDRA_FULL_ERROR="1"), "Traceback", None),
     }
     for name, (proc, first, second) in cases.items():

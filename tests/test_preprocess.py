@@ -103,6 +103,8 @@ def test_stroke_width_is_brought_into_mnists_range():
 @pytest.mark.parametrize("image, words", [
     (Image.new("L", (50, 50), 200), "no ink"),
     ((np.random.default_rng(0).normal(128, 6, (200, 200))).clip(0, 255).astype(np.uint8), "no ink"),
+    (np.clip(200 - 80 * np.mgrid[:300, :400][1] / 400 + np.random.default_rng(1).normal(0, 8, (300, 400)), 0, 255)
+     .astype(np.uint8), "no ink"),  # blank paper, lit from one side, grainy
     (b"this is not an image", "not an image"),
     ("/nonexistent/digit.png", "no such file"),
 ])

@@ -56,6 +56,9 @@ def test_multirun_sweep_writes_a_summary_best_first(tiny_root, tmp_path):
     assert "lr=" in (sweep / "summary.md").read_text()
     for job in ("0", "1"):
         assert (sweep / job / "metrics.json").is_file() and (sweep / job / ".hydra" / "config.yaml").is_file()
+    # The per-class table and confusion matrix stay in each run's metrics.json, out of the one-row-per-run table.
+    assert "test/per_class" in json.loads((sweep / "0" / "metrics.json").read_text())
+    assert "per_class" not in lines[0] and "confusion" not in lines[0]
 
 
 def test_missing_data_is_one_clear_line(tmp_path):

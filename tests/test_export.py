@@ -1,0 +1,103 @@
+"""Export to ONNX and TorchScript: same outputs as PyTorch, any batch size, readable without torch."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mnist_lit.export import main
+from mnist_lit.models import build
+from mnist_lit.predict import Reader, load_checkpoint
+from tests.conftest import ROOT, compose_train
+from tests.test_preprocess import SEVEN, TWO, draw, row
+
+
+def batch(n=7, seed=0) -> np.ndarray:
+    """Images like the ones the model reads: mostly dark, some bright strokes."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, 1, 28, 28)) ** 4).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def cnn_checkpoint(tmp_path_factory):
+    """A checkpoint of the CNN as mnist_lit.train writes it (random weights, BatchNorm statistics changed)."""
+    net_cfg = OmegaConf.to_container(compose_train(["model=cnn"]).model, resolve=True)
+    net = build(net_cfg)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # eval mode must use these, not the batch's statistics
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2)
+    path = tmp_path_factory.mktemp("cnn") / "cnn.ckpt"
+    torch.save({"hyper_parameters": {"net": net_cfg, "classes": list("abcdefghij")},
+                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, path)
+    return path
+
+
+@pytest.mark.parametrize("which", ["tiny_checkpoint", "cnn_checkpoint"])
+def test_onnx_matches_pytorch_on_any_batch_size(which, request, tmp_path):
+    ckpt = request.getfixturevalue(which)
+    import onnxruntime as ort
+
+    assert main(["--ckpt", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    net, meta = load_checkpoint(ckpt)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for n in (1, 7):
+        x = batch(n)
+        with torch.no_grad():
+            want = net(torch.from_numpy(x)).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+    stored = session.get_modelmeta().custom_metadata_map
+    assert json.loads(stored["classes"]) == meta["classes"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_matches_pytorch_and_reads(cnn_checkpoint, tmp_path):
+    out = tmp_path / "m.pt"
+    assert main(["--ckpt", str(cnn_checkpoint), "--out", str(out)]) == 0  # format from the suffix
+    net, _ = load_checkpoint(cnn_checkpoint)
+    loaded = torch.jit.load(str(out))
+    x = torch.from_numpy(batch(5))
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=1e-5)
+    scripted, original = Reader.load(out), Reader.from_checkpoint(cnn_checkpoint)
+    assert scripted.classes == list("abcdefghij")
+    assert scripted.read(draw([TWO]))["label"] == original.read(draw([TWO]))["label"]
+
+
+def test_predict_with_onnx_needs_neither_torch_nor_lightning_and_agrees(tiny_checkpoint, tmp_path):
+    model = tmp_path / "model.onnx"
+    assert main(["--ckpt", str(tiny_checkpoint), "--out", str(model)]) == 0
+    draw([TWO]).save(tmp_path / "two.png")
+    row([[SEVEN], [TWO]]).save(tmp_path / "row.png")
+    # torch cannot be imported at all in this process: the ONNX path must not need it.
+    code = ("import sys\nsys.modules['torch'] = None\nsys.modules['lightning'] = None\n"
+            "from mnist_lit.predict import main\n"
+            f"sys.exit(main(['--model', {str(model)!r}, '--json', {str(tmp_path / 'two.png')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    want = Reader.from_checkpoint(tiny_checkpoint).read(tmp_path / "two.png")
+    assert got["label"] == want["label"] and abs(got["confidence"] - want["confidence"]) < 1e-4
+    onnx_reader, ckpt_reader = Reader.load(model), Reader.from_checkpoint(tiny_checkpoint)
+    assert onnx_reader.read_multi(tmp_path / "row.png")["text"] == ckpt_reader.read_multi(tmp_path / "row.png")["text"]
+    assert onnx_reader.info["test_acc"] == ckpt_reader.info["test_acc"] and onnx_reader.classes == ckpt_reader.classes
+
+
+def test_export_refuses_to_overwrite_and_bad_checkpoints_are_one_line(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    out.write_text("the user's file")
+    assert main(["--ckpt", str(tiny_checkpoint), "--out", str(out)]) == 1
+    assert "--force" in capsys.readouterr().err and out.read_text() == "the user's file"
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    assert main(["--ckpt", str(tmp_path / "junk.ckpt"), "--out", str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "not a checkpoint" in err and len(err.splitlines()) == 1
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        Reader.load(tmp_path / "junk.onnx")
