@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -177,7 +178,8 @@ def main(cfg: DictConfig) -> float | None:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
         raise
-    print(f"test accuracy {metrics['test/acc']:.4f}, run folder {cfg.run_dir}")
+    if rank_zero_only.rank == 0:  # one line per run, not one per DDP process
+        print(f"test accuracy {metrics['test/acc']:.4f}, run folder {cfg.run_dir}")
     return metrics["val/acc_best"]
 
 

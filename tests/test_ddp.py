@@ -31,6 +31,7 @@ def test_ddp_on_two_processes_agrees_with_one_process_of_the_same_global_batch(t
     r = cli(*common, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", f"hydra.run.dir={tmp_path / 'ddp'}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "distributed_backend=gloo" in r.stderr + r.stdout and "All distributed processes registered" in r.stderr + r.stdout
+    assert r.stdout.count("test accuracy") == 1  # the final line comes from process 0 only
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     single = train(compose_train([*common, f"run_dir={tmp_path / 'single'}"]))
     assert 0.4 < single["test/acc"] < 0.6
