@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mnist_lit.models import build
+from mnist_lit.train import new_run_dir, train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PIPELINES = {
@@ -105,8 +106,6 @@ class Clock(L.Callback):
 
 def run_real(overrides, run_dir, target=None):
     """(a): the project's own train(), with a Clock callback added through the config."""
-    from mnist_lit.train import train
-
     extra = [f"run_dir={run_dir}", "+callbacks.bench_clock._target_=mnist_lit.bench.Clock"]
     if target is not None:
         extra.append(f"+callbacks.bench_clock.target={target}")
@@ -260,18 +259,6 @@ def spawn(name, overrides, work: Path, tag, threads=None, stop_at=None):
     return json.loads(result.read_text())
 
 
-def new_folder(base: Path) -> Path:
-    """base, or base_1, base_2...: never an existing folder."""
-    for i in range(1000):
-        path = base if i == 0 else base.with_name(f"{base.name}_{i}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise SystemExit(f"error: {base} and its numbered siblings all exist: pass --out DIR")
-
-
 def machine():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
@@ -375,7 +362,8 @@ def main(argv=None):
              *([f"batch_size={args.batch_size}"] if args.batch_size else []),
              *(["callbacks=[default,compile]"] if args.compile else [])]
     cfg = compose(bench)  # a bad override fails here, before anything runs
-    out = new_folder(Path(args.out or f"outputs/bench/{datetime.now():%Y-%m-%d/%H-%M-%S}"))
+    # A new folder (with _1, _2... when it exists), as for training runs: never an earlier benchmark's.
+    out = Path(new_run_dir(args.out or f"outputs/bench/{datetime.now():%Y-%m-%d/%H-%M-%S}"))
     work = out / "runs"  # each measurement's log and result; the real path's run folders are deleted
     work.mkdir()
     load_start = os.getloadavg()

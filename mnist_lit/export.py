@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from mnist_lit.predict import ModelError, load_checkpoint
+from mnist_lit.preprocess import SIZE
 
 FORMATS = ("onnx", "torchscript")
 
@@ -22,7 +23,7 @@ def export_onnx(net: torch.nn.Module, meta: dict, out: Path):
     import onnx
 
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(net, (torch.zeros(2, 1, 28, 28),), dynamo=True, input_names=["image"],
+    program = torch.onnx.export(net, (torch.zeros(2, 1, SIZE, SIZE),), dynamo=True, input_names=["image"],
                                 output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
     model = program.model_proto  # weights inline: one self-contained file
     for key, value in meta.items():
@@ -36,7 +37,7 @@ def export_torchscript(net: torch.nn.Module, meta: dict, out: Path):
     """TorchScript (traced); the metadata is the extra file mnist_lit.json inside the archive."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ deprecates TorchScript; the issue asks for it
-        traced = torch.jit.trace(net, torch.zeros(2, 1, 28, 28))
+        traced = torch.jit.trace(net, torch.zeros(2, 1, SIZE, SIZE))
         torch.jit.save(traced, str(out), _extra_files={"mnist_lit.json": json.dumps(meta)})
 
 

@@ -27,6 +27,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def _why(e: Exception) -> str:
+    """An exception's first line (at most 200 characters), or its type when it has no message."""
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
 def _run_info(ckpt: Path) -> dict:
     """The dataset name and test accuracy of the run that wrote <run>/checkpoints/<name>.ckpt, when known."""
     info = {"dataset": None, "test_acc": None}
@@ -59,8 +65,7 @@ def load_checkpoint(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path} is not a checkpoint torch can load ({why}): pass a .ckpt written "
+        raise ModelError(f"{path} is not a checkpoint torch can load ({_why(e)}): pass a .ckpt written "
                          f"by mnist_lit.train, or an exported .onnx / TorchScript .pt file") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or "net" not in hp or "classes" not in hp or "state_dict" not in ckpt:
@@ -70,12 +75,9 @@ def load_checkpoint(path):
         net = build(hp["net"])
         net.load_state_dict({k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
     except (ValueError, TypeError, RuntimeError) as e:
-        raise ModelError(f"{path}: its weights do not fit its network ({str(e).strip().splitlines()[0][:200]}): "
+        raise ModelError(f"{path}: its weights do not fit its network ({_why(e)}): "
                          f"the checkpoint is damaged or from another version of mnist_lit; train again") from None
     meta = {"classes": [str(c) for c in hp["classes"]], "model": hp["net"].get("_target_"), **_run_info(path)}
-    data_hp = ckpt.get("datamodule_hyper_parameters")  # present when the datamodule saves its hyperparameters
-    if meta["dataset"] is None and isinstance(data_hp, dict):
-        meta["dataset"] = data_hp.get("name")
     return net.eval(), meta
 
 
@@ -124,7 +126,7 @@ class Reader:
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as e:
             raise ModelError(f"{path} is not an ONNX model onnxruntime can load "
-                             f"({str(e).strip().splitlines()[0][:200]}): export it again") from None
+                             f"({_why(e)}): export it again") from None
         meta = session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise ModelError(f"{path} has no class names in its metadata: export it with python -m mnist_lit.export")
@@ -152,7 +154,7 @@ class Reader:
                 net = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         except Exception as e:
             raise ModelError(f"{path} is not a TorchScript model torch can load "
-                             f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}): "
+                             f"({_why(e)}): "
                              f"export it again with python -m mnist_lit.export") from None
         if not extra["mnist_lit.json"]:
             raise ModelError(f"{path} has no class names inside: export it with python -m mnist_lit.export")

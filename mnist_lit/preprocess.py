@@ -85,15 +85,33 @@ def _resize(a: np.ndarray, shape, resample=Image.BILINEAR) -> np.ndarray:
     return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize(shape[::-1], resample), dtype=np.float32)
 
 
+def _fit(a: np.ndarray, side: float, resample=Image.BILINEAR) -> np.ndarray:
+    """Resizes a float array so that its longest side is `side` pixels, keeping the aspect ratio."""
+    f = side / max(a.shape)
+    return _resize(a, (max(1, round(a.shape[0] * f)), max(1, round(a.shape[1] * f))), resample)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """A mask with some ink -> the ink's bounding box (x0, y0, x1, y1), end exclusive."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _crop(mask: np.ndarray) -> np.ndarray:
+    """A mask with some ink -> the part inside the ink's bounding box."""
+    x0, y0, x1, y1 = _bbox(mask)
+    return mask[y0:y1, x0:x1]
+
+
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """Gray image -> (ink as bright on dark with the paper's lighting removed, working scale vs. the input)."""
     h, w = gray.shape
-    scale = min(max(max(h, w), WORK_SIDE[0]), WORK_SIDE[1]) / max(h, w)
+    side = min(max(max(h, w), WORK_SIDE[0]), WORK_SIDE[1])
+    scale = side / max(h, w)
     if scale != 1:
-        gray = _resize(gray, (max(1, round(h * scale)), max(1, round(w * scale))))
+        gray = _fit(gray, side)
     # A reduced copy (area-averaged, so noise averages away) judges the polarity and the paper's shade.
-    f = 128 / max(gray.shape)
-    small = _resize(gray, (max(1, round(gray.shape[0] * f)), max(1, round(gray.shape[1] * f))))
+    small = _fit(gray, 128)
     lo, mid, hi = np.percentile(small, [0.5, 50, 99.5])
     if hi - lo < MIN_CONTRAST:
         raise ReadError("no ink found: the image is all one shade (blank paper?): give an image of writing")
@@ -103,8 +121,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float]:
     # The paper's shade (lighting, shadows, tint): a low percentile over windows a third of the image wide, on
     # a 64 px copy. Wider than any stroke, and robust to ink covering up to 3/4 of a window; not the minimum,
     # which follows the paper's noise.
-    f = 64 / max(small.shape)
-    tiny = _resize(small, (max(1, round(small.shape[0] * f)), max(1, round(small.shape[1] * f))))
+    tiny = _fit(small, 64)
     k = max(3, round(max(tiny.shape) / 3))
     paper = ndi.uniform_filter(ndi.percentile_filter(tiny, 25, size=k, mode="nearest"), size=max(1, k // 2),
                                mode="nearest")
@@ -161,11 +178,7 @@ def stroke_width(fine: np.ndarray) -> float:
 
 def _box20(fine: np.ndarray) -> np.ndarray:
     """A binary character -> gray, cropped to its ink, longest side 20 px, anti-aliased by area averaging."""
-    rows, cols = np.flatnonzero(fine.any(1)), np.flatnonzero(fine.any(0))
-    crop = fine[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
-    h, w = crop.shape
-    f = BOX / max(h, w)
-    return np.clip(_resize(crop, (max(1, round(h * f)), max(1, round(w * f))), Image.BOX), 0, 1)
+    return np.clip(_fit(_crop(fine), BOX, Image.BOX), 0, 1)
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -181,13 +194,10 @@ def _centre(box: np.ndarray) -> np.ndarray:
 
 def render(mask: np.ndarray) -> np.ndarray:
     """One character's boolean mask (any size) -> the 28x28 float image, as MNIST was made."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
+    if not mask.any():
         raise ReadError("no ink found")
-    crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
-    h, w = crop.shape
-    f = FINE / max(h, w)
-    fine = _resize(crop, (max(1, round(h * f)), max(1, round(w * f)))) > 0.5
+    crop = _crop(mask)
+    fine = _fit(crop, FINE) > 0.5
     if not fine.any():
         fine = _resize(crop, fine.shape, Image.NEAREST) > 0.5
     lo, hi = STROKE_RANGE
@@ -203,8 +213,7 @@ def render(mask: np.ndarray) -> np.ndarray:
                    else ndi.distance_transform_edt(padded) > -delta)
         if not changed.any():
             break
-        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
-        fine = changed[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        fine = _crop(changed)
     box = _box20(fine)
     return _centre(box)
 
@@ -259,11 +268,7 @@ def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarra
     chars = []
     for i in sorted(range(len(groups)), key=lambda k: boxes[k][0]):
         chars += _split(np.isin(labels, groups[i]), height)
-    out = []
-    for m in chars:
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        out.append(((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1), m))
-    return out
+    return [(_bbox(m), m) for m in chars]
 
 
 def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
