@@ -21,6 +21,7 @@ from mnist_lit.predict import Reader, ReadError, to_json
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp")
+KINDS = "/".join(t.split("/")[1] for t in IMAGE_TYPES)  # png/jpeg/bmp/gif/webp, for messages
 MAX_UPLOAD_MB = 10
 # A 10 MB PNG of blank paper can decode to gigabytes; 40 megapixels is more than any phone photo.
 MAX_PIXELS = 40_000_000
@@ -35,7 +36,7 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in IMAGE_TYPES and ctype != "multipart/form-data":
         raise HTTPException(415, f"content type {ctype or '(none)'} is not accepted: send a "
-                                 f"{'/'.join(t.split('/')[1] for t in IMAGE_TYPES)} image as the request "
+                                 f"{KINDS} image as the request "
                                  "body, or as the form field 'image' of a multipart/form-data request")
     too_big = HTTPException(413, f"the upload is larger than {max_bytes / 2**20:g} MB: send a smaller image "
                                  "(or start the server with a larger --max-upload-mb)")
@@ -61,7 +62,7 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
         part_type = (upload.content_type or "").lower()
         if part_type not in (*IMAGE_TYPES, "application/octet-stream"):
             raise HTTPException(415, f"{upload.filename or 'the upload'} is {part_type}, not an image: "
-                                     f"send a {'/'.join(t.split('/')[1] for t in IMAGE_TYPES)} image")
+                                     f"send a {KINDS} image")
         data, name = await upload.read(), upload.filename or "upload"
     if not data:
         raise HTTPException(400, "the image is empty (0 bytes): send the file's contents")
