@@ -274,7 +274,7 @@ def parse(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="Hydra overrides for all three, e.g. model.hidden=[2048,1024]")
     p.add_argument("--model", default=None, help="model config group: mlp (default) or cnn")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size (128)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
     p.add_argument("--epochs", type=int, default=1, help="timed epochs per measurement (default 1)")
     p.add_argument("--repeats", type=int, default=3, help="measurements of each pipeline (default 3)")
     p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",

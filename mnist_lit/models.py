@@ -18,6 +18,22 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout, with masks drawn 4x faster on the CPU; elsewhere, and in eval mode, nn.Dropout itself."""
+
+    def forward(self, x):
+        k = round(self.p * 65536)
+        if not (self.training and 0 < k < 65536 and x.device.type == "cpu"):
+            return super().forward(x)
+        # torch's CPU dropout draws a 32-bit random number per element: about a fifth of the default MLP's training
+        # step. Here one 64-bit draw gives four 16-bit integers; an element is dropped when its integer falls in
+        # the lowest k of 65536 values (p to within 1e-5). Seeded by torch.manual_seed, like nn.Dropout.
+        n = x.numel()
+        bits = torch.randint(-2**63, 2**63 - 1, (-(-n // 4),), dtype=torch.int64).view(torch.int16)[:n]
+        mask = (bits >= k - 32768).view(x.shape).to(x.dtype).mul_(65536 / (65536 - k))
+        return x * mask
+
+
 class MLP(nn.Module):
     """The tutorial's 784-1024-512-256-10 MLP, with the ReLUs and dropout it left out."""
 
@@ -27,7 +43,7 @@ class MLP(nn.Module):
         layers = [Normalize(mean, std), nn.Flatten()]
         width = math.prod(in_shape)
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True), Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, num_classes))
         self.layers = nn.Sequential(*layers)
@@ -51,7 +67,7 @@ class CNN(nn.Module):
                 width = c
             layers.append(nn.MaxPool2d(2))
             size_h, size_w = size_h // 2, size_w // 2
-        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * size_h * size_w, num_classes)]
+        layers += [nn.Flatten(), Dropout(dropout), nn.Linear(width * size_h * size_w, num_classes)]
         self.layers = nn.Sequential(*layers)
         # channels_last weights make convolutions about 1.3x faster on CPU (oneDNN) and use GPU tensor cores;
         # loading a state_dict keeps this layout.

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_lit.models import MLP, build
+from mnist_lit.models import MLP, Dropout, build
 from tests.conftest import compose_train
 
 
@@ -24,6 +24,23 @@ def test_mlp_shapes_and_dropout_only_in_training():
     net.eval()
     assert torch.equal(net(x), net(x))
     assert "layers.0.mean" not in net.state_dict()  # normalisation lives in hyperparameters
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_fast_dropout_drops_p_keeps_the_mean_and_masks_the_gradient(p):
+    x = torch.full((1000, 1000), 2.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = Dropout(p)(x)
+    dropped = y == 0
+    assert dropped.float().mean().item() == pytest.approx(p, abs=0.002)  # 1e6 draws: std 5e-4
+    assert y[~dropped].unique().tolist() == pytest.approx([2 / (1 - p)], rel=1e-4)
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, dropped)  # the gradient flows through kept elements only
+    torch.manual_seed(0)
+    assert torch.equal(Dropout(p)(x), y)  # seeded like nn.Dropout
+    # Each of the four 16-bit lanes of a 64-bit draw drops at rate p (a biased top bit would show here).
+    assert dropped.view(-1, 4).float().mean(0).tolist() == pytest.approx([p] * 4, abs=0.004)
+    assert torch.equal(Dropout(p).eval()(x), x)
 
 
 def test_build_refuses_anything_but_our_networks():
