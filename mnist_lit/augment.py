@@ -1,4 +1,5 @@
-"""Batched augmentation of image tensors on their own device: one affine warp per batch, optional elastic distortion."""
+"""Batched augmentation of image tensors on their own device: one affine warp per batch, optional elastic distortion,
+and the changes people's images bring (stroke width, blur, low resolution, the European 1 and 7)."""
 import math
 
 import numpy as np
@@ -10,6 +11,9 @@ PRESETS = {
     "none": None,
     "affine": dict(translate=2.0, degrees=10.0, scale=0.1, shear=0.1),
     "elastic": dict(translate=2.0, degrees=10.0, scale=0.1, shear=0.1, elastic_alpha=34.0, elastic_sigma=4.0),
+    # What the reader meets in people's images, after mnist_lit.preprocess has framed them (experiment=reader).
+    "reader": dict(translate=2.0, degrees=12.0, scale=0.12, shear=0.15, elastic_alpha=16.0, elastic_sigma=4.0,
+                   elastic_grid=4, stroke=0.3, blur=0.1, lowres=0.1, styles=0.4),
 }
 
 
@@ -22,11 +26,18 @@ class Augment:
     """
 
     def __init__(self, translate=0.0, degrees=0.0, scale=0.0, shear=0.0, elastic_alpha=0.0, elastic_sigma=4.0,
-                 seed=0):
+                 elastic_grid=0, stroke=0.0, blur=0.0, lowres=0.0, styles=0.0, seed=0):
         self.translate, self.degrees, self.scale, self.shear = translate, degrees, scale, shear
         # Simard et al. (2003): a uniform random displacement field smoothed by a Gaussian of elastic_sigma
-        # pixels, scaled by elastic_alpha pixels.
-        self.elastic_alpha, self.elastic_sigma, self.seed = elastic_alpha, elastic_sigma, seed
+        # pixels, scaled by elastic_alpha pixels. elastic_grid=N draws the field on an NxN grid of control points
+        # and enlarges it instead: as smooth, at a fraction of the cost.
+        self.elastic_alpha, self.elastic_sigma, self.elastic_grid = elastic_alpha, elastic_sigma, elastic_grid
+        # stroke: strokes up to this far (in pixels, about) thinner or thicker; blur: the fraction of images
+        # blurred and made crisp again at a random level (as mnist_lit.preprocess binarises a blurred photo: bolder
+        # or thinner, holes filled); lowres: the fraction drawn at 8-16 px and enlarged smoothly (as preprocess
+        # draws a character a few pixels tall); styles: the fraction of ones given a flag (and sometimes a foot),
+        # and of sevens given a bar across the stem.
+        self.stroke, self.blur, self.lowres, self.styles, self.seed = stroke, blur, lowres, styles, seed
         self._key, self._generator = None, None
 
     def __repr__(self):
@@ -41,8 +52,22 @@ class Augment:
             self._generator, self._key = torch.Generator(device).manual_seed(state), key
         return self._generator
 
-    def __call__(self, x: torch.Tensor, epoch=0, rank=0) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, epoch=0, rank=0, y=None, classes=None) -> torch.Tensor:
+        """Augments a batch; y and the class names are needed for styles (which ones are 1s and 7s)."""
         g = self.generator(x.device, epoch, rank)
+        if self.styles and y is not None and classes is not None:
+            x = self._styles(x, y, classes, g)
+        x = self._warp(x, g)
+        if self.blur or self.lowres:
+            x = self._degrade(x, g)
+        if self.stroke:
+            x = self._stroke(x, g)
+        return x
+
+    def _warp(self, x, g):
+        """The affine transform and the elastic field, in one grid_sample."""
+        if not (self.translate or self.degrees or self.scale or self.shear or self.elastic_alpha):
+            return x
         b, _, h, w = x.shape
         u = torch.rand(b, 6, generator=g, device=x.device, dtype=x.dtype).mul_(2).sub_(1)  # uniform in [-1, 1]
         angle = u[:, 0] * math.radians(self.degrees)
@@ -62,6 +87,14 @@ class Augment:
 
     def _elastic_field(self, b, h, w, g, x):
         """A smooth random displacement field (B, H, W, 2) in grid units."""
+        if self.elastic_grid:
+            n = self.elastic_grid
+            # The control points' spread is set so that the displacements spread as the Gaussian field's do
+            # (measured: a standard deviation of 2.3 px for alpha 34, sigma 4, both ways).
+            spread = 0.34 * self.elastic_alpha / self.elastic_sigma
+            coarse = torch.randn(b, 2, n, n, generator=g, device=x.device, dtype=x.dtype) * spread
+            field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+            return field * torch.tensor([2 / w, 2 / h], device=x.device, dtype=x.dtype)
         field = torch.rand(b * 2, 1, h, w, generator=g, device=x.device, dtype=x.dtype).mul_(2).sub_(1)
         radius = max(1, round(2 * self.elastic_sigma))
         r = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
@@ -72,6 +105,100 @@ class Augment:
         field = F.conv2d(F.pad(field, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
         field = field.view(b, 2, h, w).permute(0, 2, 3, 1) * self.elastic_alpha
         return field * torch.tensor([2 / w, 2 / h], device=x.device, dtype=x.dtype)
+
+    def _amounts(self, x, g, low, high):
+        """One uniform draw in [low, high) per image, shaped to broadcast over (B, C, H, W)."""
+        return torch.empty(len(x), 1, 1, 1, device=x.device, dtype=x.dtype).uniform_(low, high, generator=g)
+
+    def _stroke(self, x, g):
+        """Strokes thicker or thinner by up to `stroke` pixels: a blend towards a 3x3 dilation or erosion."""
+        t = self._amounts(x, g, -self.stroke, self.stroke)
+        grown = F.max_pool2d(x, 3, 1, 1)
+        shrunk = -F.max_pool2d(-x, 3, 1, 1)
+        x = torch.where(t > 0, x + t * (grown - x), x + t.neg() * (shrunk - x))
+        # Thinned strokes fade: their cores are brought back to full ink, as preprocess draws every character.
+        return x / x.amax((1, 2, 3), keepdim=True).clamp(0.3, 1)
+
+    def _degrade(self, x, g):
+        """Blurs a `blur` fraction of the images (sigma 0.5-1.5 px) and makes them crisp again at a level in
+        0.3-0.6; draws a `lowres` fraction at 11-22 px canvases (characters of 8-16 px) and enlarges them again."""
+        b, c, h, w = x.shape
+        u = torch.rand(b, generator=g, device=x.device)
+        blurred, small = u < self.blur, (u >= self.blur) & (u < self.blur + self.lowres)
+        out = x.clone()
+        if blurred.any():
+            idx = blurred.nonzero().flatten()
+            sigma = torch.empty(len(idx), 1, device=x.device, dtype=x.dtype).uniform_(0.5, 1.5, generator=g)
+            r = torch.arange(-3, 4, device=x.device, dtype=x.dtype)
+            k = torch.exp(-r.view(1, -1) ** 2 / (2 * sigma ** 2))
+            k = k / k.sum(1, keepdim=True)  # (N, 7): separable, one grouped convolution per axis for all of them
+            y = F.conv2d(x[idx].view(1, -1, h, w), k.view(-1, 1, 1, 7).repeat_interleave(c, 0), padding=(0, 3),
+                         groups=len(idx) * c)
+            y = F.conv2d(y, k.view(-1, 1, 7, 1).repeat_interleave(c, 0), padding=(3, 0), groups=len(idx) * c)
+            out[idx] = y.view(len(idx), c, h, w)
+        level = torch.empty(b, 1, 1, 1, device=x.device, dtype=x.dtype).uniform_(0.3, 0.6, generator=g)
+        out = torch.where(blurred.view(b, 1, 1, 1), ((out - level) * 4 + 0.5).clamp_(0, 1), out)
+        sizes = torch.randint(11, 23, (b,), generator=g, device=x.device)
+        for n in sizes[small].unique().tolist():  # a dozen sizes at most: a few small ops each
+            idx = (small & (sizes == n)).nonzero().flatten()
+            low = F.interpolate(x[idx], size=(n, n), mode="area")
+            up = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+            out[idx] = up / up.amax((1, 2, 3), keepdim=True).clamp(min=0.3)  # full-strength ink, as preprocess
+        return out
+
+    def _styles(self, x, y, classes, g):
+        """Ones with a flag and often a foot, sevens with a bar across the stem, drawn in their own stroke width."""
+        names = [str(c) for c in classes]
+        if "1" not in names or "7" not in names:
+            return x
+        b, _, h, w = x.shape
+        one, seven = y == names.index("1"), y == names.index("7")
+        pick = (one | seven) & (torch.rand(b, generator=g, device=x.device) < self.styles)
+        if not pick.any():
+            return x
+        idx = pick.nonzero().flatten()
+        img, is_one = x[idx, 0], one[idx]
+        ink = img > 0.5
+        rows = torch.arange(h, device=x.device, dtype=x.dtype)
+        cols = torch.arange(w, device=x.device, dtype=x.dtype)
+        has = ink.any(2)
+        top = torch.where(has, rows, torch.full_like(rows, h)).amin(1)
+        bottom = torch.where(has, rows, torch.full_like(rows, -1)).amax(1)
+        tall = (bottom - top).clamp(min=4)
+
+        def centre(row):  # the ink's mean column on each image's given row
+            r = ink[torch.arange(len(idx), device=x.device), row.long().clamp(0, h - 1)].to(x.dtype)
+            return (r * cols).sum(1) / r.sum(1).clamp(min=1)
+
+        u = torch.rand(len(idx), 4, generator=g, device=x.device, dtype=x.dtype)
+        width = (img.sum((1, 2)) / (tall * 2.2)).clamp(1.5, 3.5)  # a one's ink is about 2.2 heights of stroke
+        # Ones: a flag from the top, down and to the left, 0.15-0.4 of the height each way.
+        tx, ty = centre(top + 1), top + 0.5
+        flag = (tx, ty, tx - (0.15 + 0.25 * u[:, 0]) * tall, ty + (0.15 + 0.25 * u[:, 1]) * tall)
+        # Sevens: a bar across the stem, a little below half-way.
+        my = top + (0.45 + 0.15 * u[:, 0]) * tall
+        mx, half = centre(my), (0.15 + 0.15 * u[:, 1]) * tall
+        bar = (mx - half, my, mx + half, my)
+        ends = [torch.where(is_one, f, s) for f, s in zip(flag, bar)]
+        strokes = self._segment(ends, width, h, w)
+        # A foot under most of the flagged ones.
+        bx, fh = centre(bottom - 1), (0.15 + 0.15 * u[:, 2]) * tall
+        foot = self._segment((bx - fh, bottom - 0.5, bx + fh, bottom - 0.5), width, h, w)
+        strokes = torch.maximum(strokes, foot * (is_one & (u[:, 3] < 0.6)).to(x.dtype).view(-1, 1, 1))
+        out = x.clone()
+        out[idx, 0] = torch.maximum(img, strokes)
+        return out
+
+    @staticmethod
+    def _segment(ends, width, h, w):
+        """Anti-aliased line segments (x0, y0) -> (x1, y1), one per image, of the given widths: (N, H, W)."""
+        x0, y0, x1, y1 = (e.view(-1, 1, 1) for e in ends)
+        yy = torch.arange(h, device=x0.device, dtype=x0.dtype).view(1, -1, 1)
+        xx = torch.arange(w, device=x0.device, dtype=x0.dtype).view(1, 1, -1)
+        dx, dy = x1 - x0, y1 - y0
+        t = (((xx - x0) * dx + (yy - y0) * dy) / (dx * dx + dy * dy).clamp(min=1e-6)).clamp(0, 1)
+        dist = torch.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+        return (width.view(-1, 1, 1) / 2 + 0.5 - dist).clamp(0, 1)
 
 
 def make(augment, seed=0):
@@ -87,4 +214,5 @@ def make(augment, seed=0):
         return Augment(**dict(augment), seed=seed)
     except TypeError as e:
         raise ValueError(f"bad data.augment={dict(augment)} ({e}): the settings are translate, degrees, "
-                         f"scale, shear, elastic_alpha, elastic_sigma") from None
+                         f"scale, shear, elastic_alpha, elastic_sigma, elastic_grid, stroke, blur, lowres, "
+                         f"styles") from None

@@ -25,6 +25,9 @@ class Spec:
     download_kwargs: dict = field(default_factory=dict)
     transposed: bool = False  # EMNIST stores images transposed relative to MNIST
     label_offset: int = 0  # EMNIST letters count from 1
+    # How the dataset drew its characters into 28x28, which preprocess repeats for a model trained on it:
+    # "mnist" (longest side 20 px, centred by centre of mass) or "emnist" (longest side 24 px, centred by box).
+    framing: str = "mnist"
 
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -35,7 +38,8 @@ def emnist(split: str, classes, label_offset=0) -> Spec:
     """An EMNIST split: torchvision's EMNIST(split=...) unpacks every split into EMNIST/raw/emnist-<split>-*."""
     files = tuple(f"emnist-{split}-{part}-{kind}-idx{ndim}-ubyte"
                   for part in ("train", "test") for kind, ndim in (("images", 3), ("labels", 1)))
-    return Spec("EMNIST", files, tuple(classes), {"split": split}, transposed=True, label_offset=label_offset)
+    return Spec("EMNIST", files, tuple(classes), {"split": split}, transposed=True, label_offset=label_offset,
+                framing="emnist")
 
 
 SPECS = {
@@ -124,6 +128,10 @@ class MNISTDataModule(L.LightningDataModule):
     def classes(self) -> list:
         return list(self.spec.classes)
 
+    @property
+    def framing(self) -> str:
+        return self.spec.framing
+
     def _missing(self):
         return [f for f in self.spec.files if not (self.raw_dir / f).is_file()]
 
@@ -205,5 +213,5 @@ class MNISTDataModule(L.LightningDataModule):
         x, y = batch
         x = x.unsqueeze(1).float().div_(255)
         if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x = self.augment(x, self.trainer.current_epoch, self.trainer.global_rank)
+            x = self.augment(x, self.trainer.current_epoch, self.trainer.global_rank, y, self.spec.classes)
         return x, y

@@ -1,8 +1,10 @@
-"""Export a checkpoint's network: python -m mnist_lit.export --ckpt PATH --format onnx|torchscript --out FILE.
+"""Export a checkpoint's network: python -m mnist_lit.export --ckpt PATH --format onnx|torchscript|ckpt --out FILE.
 
-Both formats take float32 images (N, 1, 28, 28) in [0, 1], any batch size N, and return logits; the class
+ONNX and TorchScript take float32 images (N, 1, 28, 28) in [0, 1], any batch size N, and return logits; the class
 names travel inside the file (ONNX metadata_props, a TorchScript extra file), so
-`python -m mnist_lit.predict --model FILE` reads with it alone.
+`python -m mnist_lit.predict --model FILE` reads with it alone. `ckpt` is the checkpoint less its training state
+(optimizer, callbacks): the network's config and weights, its classes and framing, and what its run measured;
+mnist_lit/reader.ckpt, the reader shipped with the package, is one.
 """
 import argparse
 import json
@@ -15,7 +17,7 @@ import torch
 from mnist_lit.predict import ModelError, load_checkpoint
 from mnist_lit.preprocess import SIZE
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "ckpt")
 
 
 def export_onnx(net: torch.nn.Module, meta: dict, out: Path):
@@ -41,15 +43,24 @@ def export_torchscript(net: torch.nn.Module, meta: dict, out: Path):
         torch.jit.save(traced, str(out), _extra_files={"mnist_lit.json": json.dumps(meta)})
 
 
+def export_ckpt(net: torch.nn.Module, meta: dict, out: Path):
+    """The weights and what reading needs, in the layout of a training checkpoint (loads with weights_only=True)."""
+    hp = {"net": meta["net"], "classes": meta["classes"], "framing": meta["framing"]}
+    state = {f"net.{k}": v.detach().clone() for k, v in net.state_dict().items()}
+    info = {"dataset": meta.get("dataset"), "test_acc": meta.get("test_acc")}
+    torch.save({"hyper_parameters": hp, "state_dict": state, "info": info}, out)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_lit.export",
-                                     description="Export a trained checkpoint to ONNX or TorchScript.")
+                                     description="Export a trained checkpoint to ONNX, TorchScript, or a "
+                                                 "checkpoint with just what reading needs.")
     parser.add_argument("--ckpt", required=True, type=Path, help="a checkpoint written by mnist_lit.train")
-    parser.add_argument("--format", choices=FORMATS, help="default: from --out's suffix (.onnx or .pt)")
+    parser.add_argument("--format", choices=FORMATS, help="default: from --out's suffix (.onnx, .pt, .ckpt)")
     parser.add_argument("--out", required=True, type=Path, help="the file to write, e.g. model.onnx")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    fmt = args.format or ("onnx" if args.out.suffix.lower() == ".onnx" else "torchscript")
+    fmt = args.format or {".onnx": "onnx", ".ckpt": "ckpt"}.get(args.out.suffix.lower(), "torchscript")
     if args.out.exists() and not args.force:
         print(f"error: {args.out} exists: pass --force to replace it, or another --out", file=sys.stderr)
         return 1
@@ -59,16 +70,20 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    described = {k: v for k, v in meta.items() if k != "net"}  # what ONNX and TorchScript files carry
     if fmt == "onnx":
         try:
-            export_onnx(net, meta, args.out)
+            export_onnx(net, described, args.out)
         except ImportError as e:
             print(f"error: ONNX export needs {e.name}: pip install 'mnist_lit[export]'", file=sys.stderr)
             return 1
+    elif fmt == "ckpt":
+        export_ckpt(net, meta, args.out)
     else:
-        export_torchscript(net, meta, args.out)
-    print(f"wrote {args.out} ({fmt}, {len(meta['classes'])} classes, any batch size of (N, 1, 28, 28) "
-          f"images in [0, 1]): python -m mnist_lit.predict --model {args.out} IMAGE")
+        export_torchscript(net, described, args.out)
+    takes = "" if fmt == "ckpt" else ", any batch size of (N, 1, 28, 28) images in [0, 1]"
+    print(f"wrote {args.out} ({fmt}, {len(meta['classes'])} classes{takes}): "
+          f"python -m mnist_lit.predict --model {args.out} IMAGE")
     return 0
 
 

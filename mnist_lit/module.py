@@ -15,7 +15,8 @@ class LitClassifier(L.LightningModule):
     """Trains a classifier; its hyperparameters are plain values, so checkpoints load with weights_only=True."""
 
     def __init__(self, net: dict, classes: list, lr=1e-3, weight_decay=0.0, schedule="none",
-                 label_smoothing=0.0):
+                 label_smoothing=0.0, framing="mnist"):
+        # framing: how the dataset drew its characters (mnist_lit.data.Spec), kept in checkpoints for predict.
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule={schedule!r}: use one of {', '.join(SCHEDULES)}")

@@ -1,7 +1,8 @@
-"""Read handwriting: python -m mnist_lit.predict --ckpt PATH [--json] [--topk K] [--multi] IMAGE_OR_FOLDER...
+"""Read handwriting: python -m mnist_lit.predict [--ckpt PATH] [--json] [--topk K] [--multi] IMAGE_OR_FOLDER...
 
-Also a Python API: `Reader.from_checkpoint("best.ckpt").read("digit.jpg")`. A Lightning checkpoint is read
-with torch alone (no Lightning); an exported `.onnx` file with onnxruntime alone (no torch).
+Without --ckpt it reads with the reader shipped with the package (mnist_lit/reader.ckpt). Also a Python API:
+`Reader.load().read("digit.jpg")`, `Reader.load("best.ckpt")`. A Lightning checkpoint is read with torch alone
+(no Lightning); an exported `.onnx` file with onnxruntime alone (no torch).
 """
 import argparse
 import json
@@ -14,7 +15,11 @@ from PIL import Image
 
 from mnist_lit.preprocess import IMAGE_SUFFIXES, ReadError, preprocess, preprocess_multi
 
-__all__ = ["Reader", "ReadError", "ModelError", "main"]
+__all__ = ["Reader", "ReadError", "ModelError", "DEFAULT_MODEL", "main"]
+
+
+# The reader shipped with the package: a small CNN trained by experiment=reader (see the README).
+DEFAULT_MODEL = Path(__file__).parent / "reader.ckpt"
 
 
 class ModelError(ReadError):
@@ -53,7 +58,8 @@ def _run_info(ckpt: Path) -> dict:
 
 
 def load_checkpoint(path):
-    """A checkpoint of mnist_lit.train -> (its network in eval mode, {'classes', 'model', 'dataset', 'test_acc'})."""
+    """A checkpoint of mnist_lit.train -> (its network in eval mode, {'classes', 'model', 'net', 'framing', 'dataset',
+    'test_acc'})."""
     import torch
 
     from mnist_lit.models import build
@@ -77,21 +83,25 @@ def load_checkpoint(path):
     except (ValueError, TypeError, RuntimeError) as e:
         raise ModelError(f"{path}: its weights do not fit its network ({_why(e)}): "
                          f"the checkpoint is damaged or from another version of mnist_lit; train again") from None
-    meta = {"classes": [str(c) for c in hp["classes"]], "model": hp["net"].get("_target_"), **_run_info(path)}
+    info = ckpt.get("info") if isinstance(ckpt.get("info"), dict) else _run_info(path)  # a slim export has its own
+    meta = {"classes": [str(c) for c in hp["classes"]], "model": hp["net"].get("_target_"), "net": hp["net"],
+            "framing": hp.get("framing", "mnist"), "dataset": info.get("dataset"), "test_acc": info.get("test_acc")}
     return net.eval(), meta
 
 
 class Reader:
     """A trained classifier plus MNIST-style preprocessing: reads characters from images of any kind."""
 
-    def __init__(self, logits_fn, classes, info: dict):
+    def __init__(self, logits_fn, classes, info: dict, framing: str = "mnist"):
         self._logits = logits_fn  # float32 (N, 1, 28, 28) in [0, 1] -> (N, num_classes) logits
         self.classes = [str(c) for c in classes]
-        self.info = {**info, "classes": self.classes}
+        self.framing = framing  # how the training set framed its characters: preprocess frames them alike
+        self.info = {**info, "classes": self.classes, "framing": framing}
 
     @classmethod
-    def load(cls, path) -> "Reader":
-        """A Lightning checkpoint (.ckpt), an ONNX file (.onnx) or a TorchScript file (.pt/.ts), by its suffix."""
+    def load(cls, path=DEFAULT_MODEL) -> "Reader":
+        """A Lightning checkpoint (.ckpt), an ONNX file (.onnx) or a TorchScript file (.pt/.ts), by its suffix;
+        without one, the reader shipped with mnist_lit."""
         suffix = Path(path).suffix.lower()
         if suffix == ".onnx":
             return cls.from_onnx(path)
@@ -111,7 +121,8 @@ class Reader:
         def logits(x):
             return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
-        return cls(logits, meta.pop("classes"), meta)
+        classes, framing, _ = meta.pop("classes"), meta.pop("framing"), meta.pop("net")
+        return cls(logits, classes, meta, framing)
 
     @classmethod
     def from_onnx(cls, path) -> "Reader":
@@ -136,7 +147,9 @@ class Reader:
             return session.run(None, {name: x})[0]
 
         info = {k: json.loads(meta[k]) for k in ("model", "dataset", "test_acc") if k in meta}
-        return cls(logits, json.loads(meta["classes"]), {"model": None, "dataset": None, "test_acc": None, **info})
+        framing = json.loads(meta.get("framing", '"mnist"'))
+        return cls(logits, json.loads(meta["classes"]), {"model": None, "dataset": None, "test_acc": None, **info},
+                   framing)
 
     @classmethod
     def from_torchscript(cls, path) -> "Reader":
@@ -165,9 +178,11 @@ class Reader:
         def logits(x):
             return net(torch.from_numpy(x)).float().numpy()
 
-        return cls(logits, meta.pop("classes"), meta)
+        classes, framing = meta.pop("classes"), meta.pop("framing", "mnist")
+        return cls(logits, classes, meta, framing)
 
-    def _classify(self, images: list, topk: int) -> list[dict]:
+    def classify(self, images: list, topk: int = 3) -> list[dict]:
+        """28x28 float images in [0, 1] (white ink on black) -> read()'s dicts, one per image, in one batch."""
         x = np.stack(images).astype(np.float32)[:, None]
         probs = _softmax(np.asarray(self._logits(x), dtype=np.float64))
         out = []
@@ -179,12 +194,12 @@ class Reader:
 
     def read(self, image, topk=3) -> dict:
         """One character: {'label', 'confidence', 'top': [[label, prob], ...], 'image': the 28x28 input}."""
-        return self._classify([preprocess(image)], topk)[0]
+        return self.classify([preprocess(image, self.framing)], topk)[0]
 
     def read_multi(self, image, topk=3) -> dict:
         """A row of characters, left to right: {'text', 'chars': [read()'s dict plus 'box': [x0, y0, x1, y1]]}."""
-        found = preprocess_multi(image)
-        chars = self._classify([img for _, img in found], topk)
+        found = preprocess_multi(image, self.framing)
+        chars = self.classify([img for _, img in found], topk)
         for c, (box, _) in zip(chars, found):
             c["box"] = list(box)
         return {"text": "".join(c["label"] for c in chars), "chars": chars}
@@ -234,9 +249,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mnist_lit.predict",
         description="Read handwritten characters from images of any size and kind with a trained model.")
-    parser.add_argument("--ckpt", "--model", dest="model", required=True, type=Path, metavar="PATH",
+    parser.add_argument("--ckpt", "--model", dest="model", type=Path, metavar="PATH", default=DEFAULT_MODEL,
                         help="a checkpoint written by mnist_lit.train (.ckpt), or a model written by "
-                             "mnist_lit.export (.onnx: needs only onnxruntime; .pt: TorchScript)")
+                             "mnist_lit.export (.onnx: needs only onnxruntime; .pt: TorchScript); default: the "
+                             "reader shipped with mnist_lit")
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                         help="PNG/JPEG/BMP/GIF/WebP files, or folders of them")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")

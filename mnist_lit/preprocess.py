@@ -2,9 +2,11 @@
 
 MNIST was made from bilevel scans: each character's bounding box was scaled (keeping its aspect ratio,
 with anti-aliasing) so that its longest side is 20 px, then pasted into 28x28 with its centre of mass
-at the centre. This module does the same to a photo, scan or drawing: it finds the ink (either polarity),
-removes uneven lighting, drops specks and frame lines, binarises, and then renders each character as MNIST
-did, bringing unusually thin or thick strokes into MNIST's range. numpy, scipy and Pillow only (no torch).
+at the centre. This module does the same to a photo, scan, screenshot or drawing: it finds the ink (either
+polarity, any colour), removes uneven lighting and shadows, binarises, drops specks, printed frames and ruled
+lines, and then renders each character as the model's dataset did (MNIST's or EMNIST's framing), bringing
+unusually thin or thick strokes into MNIST's range; a character only a few pixels tall is drawn from its gray
+ink. numpy, scipy and Pillow only (no torch).
 """
 import io
 from pathlib import Path
@@ -14,6 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage as ndi
 
 SIZE, BOX = 28, 20  # MNIST's canvas and the box its characters are scaled into
+# How each dataset framed its characters (a checkpoint names its framing, from mnist_lit.data's Spec): the longest
+# side in pixels, and what is centred. MNIST: 20 px, centre of mass; EMNIST: the frame less a 2 px border, box.
+FRAMINGS = {"mnist": (BOX, "mass"), "emnist": (SIZE - 4, "box")}
 CENTRE = 14.0  # where MNIST's centres of mass lie (row and column, pixel-index coordinates; measured: 13.99, 14.00)
 FINE = 100  # each character is drawn this large (5x) before the anti-aliased reduction to 20 px
 # Mean stroke width on the 28x28 canvas (see stroke_width): MNIST's 5th..95th percentiles, measured by passing
@@ -21,6 +26,7 @@ FINE = 100  # each character is drawn this large (5x) before the anti-aliased re
 STROKE_RANGE = (2.2, 4.7)
 WORK_SIDE = (256, 1024)  # images are resampled so their longest side lies in this range
 MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 0..1 range)
+SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -65,19 +71,42 @@ def load_gray(image) -> np.ndarray:
     if im.mode in ("RGBA", "LA", "La", "RGBa"):
         im = im.convert("RGBA")
         rgba = np.asarray(im, dtype=np.float32) / 255
-        gray = np.asarray(im.convert("L"), dtype=np.float32) / 255
         alpha = rgba[..., 3]
-        if alpha.min() < 1:
-            # Transparent pixels are paper: the paper is the opposite shade of the (alpha-weighted) drawn pixels,
-            # so black strokes on a transparent canvas become black on white, white ones white on black.
-            drawn = float((gray * alpha).sum() / max(alpha.sum(), 1e-6))
-            paper = 0.0 if drawn > 0.5 else 1.0
-            gray = gray * alpha + paper * (1 - alpha)
-        return gray
+        if alpha.min() == 1:
+            return _ink_channel(im.convert("RGB"))
+        gray = np.asarray(im.convert("L"), dtype=np.float32) / 255
+        # Transparent pixels are paper: the paper is the opposite shade of the (alpha-weighted) drawn pixels,
+        # so black strokes on a transparent canvas become black on white, white ones white on black.
+        drawn = float((gray * alpha).sum() / max(alpha.sum(), 1e-6))
+        paper = 0.0 if drawn > 0.5 else 1.0
+        return gray * alpha + paper * (1 - alpha)
     if im.mode.startswith(("I", "F")):  # 16-bit and float scans: keep their depth
         a = np.asarray(im, dtype=np.float32)
         return a / a.max() if a.max() > 0 else a
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255
+    if im.mode == "L":
+        return np.asarray(im, dtype=np.float32) / 255
+    return _ink_channel(im.convert("RGB"))
+
+
+def _ink_channel(im: Image.Image) -> np.ndarray:
+    """An RGB image -> the gray channel in which the ink stands out most from the paper.
+
+    Usually the luminance; but a green pen on pink paper can have the paper's luminance, and stands out in red.
+    Each candidate is judged on a reduced copy by how far its extreme lies from its median (the paper).
+    """
+    channels = {"L": [0.299, 0.587, 0.114], "R": [1, 0, 0], "G": [0, 1, 0], "B": [0, 0, 1]}
+    small = np.asarray(im.reduce(max(1, max(im.size) // 128)), dtype=np.float32) / 255
+
+    def contrast(c):
+        v = small @ np.asarray(channels[c], np.float32)
+        med = float(np.median(v))
+        return max(float(v.max()) - med, med - float(v.min()))
+
+    scores = {c: contrast(c) for c in channels}
+    best = max(scores, key=scores.get)
+    if scores[best] < 1.25 * scores["L"]:  # the luminance, unless a single channel is clearly better
+        best = "L"
+    return np.asarray(im.convert("L") if best == "L" else im.getchannel(best), dtype=np.float32) / 255
 
 
 def _resize(a: np.ndarray, shape, resample=Image.BILINEAR) -> np.ndarray:
@@ -103,68 +132,194 @@ def _crop(mask: np.ndarray) -> np.ndarray:
     return mask[y0:y1, x0:x1]
 
 
-def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """Gray image -> (ink as bright on dark with the paper's lighting removed, working scale vs. the input)."""
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold: the level that best splits the values into two classes."""
+    hist, edges = np.histogram(values, 128)
+    p = hist / max(1, hist.sum())
+    w = np.cumsum(p)
+    mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)
+    between = (mu[-1] * w - mu) ** 2 / np.maximum(w * (1 - w), 1e-12)
+    return float(edges[1:][int(np.argmax(between))])
+
+
+def _dark_ink(small: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper (small: a reduced gray copy of the image).
+
+    The ink is the minority of the two shades and the paper holds the image's border. Light ink is chosen only when
+    both say so clearly: a tight crop of a thick character can be half ink, and dark on light is the usual case.
+    """
+    t = _otsu(small)
+    light = float((small > t).mean())
+    ring = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
+    return not (light < 0.4 and float((ring > t).mean()) < 0.25)
+
+
+def _grain(gray: np.ndarray) -> float:
+    """The standard deviation of the paper's pixel noise, from differences of neighbouring pixels: their lower
+    quartile, which lighting gradients barely move and the writing's edges (even in a small, tight scan) do not
+    reach. (For noise of deviation s a difference is normal of deviation s * sqrt(2); its absolute value's lower
+    quartile is 0.3186 of that.)"""
+    if min(gray.shape) < 32:  # a small scan is mostly edges: no estimate, and no grain to speak of
+        return 0.0
+    rows = gray[:: max(1, gray.shape[0] // 256)]  # enough pairs, at a bounded cost
+    d = np.abs(np.diff(rows, axis=1)).ravel()
+    return float(np.percentile(d, 25)) / (0.3186 * np.sqrt(2)) if d.size else 0.0
+
+
+def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Gray image -> (ink as bright on dark with the paper's lighting removed, working scale vs. the input, the
+    noise's standard deviation in the ink map once smoothed as ink_mask smooths it)."""
     h, w = gray.shape
+    if max(h, w) < 6:
+        raise ReadError(f"the image is {w}x{h} pixels, too small to hold a character: give one at least 8 px tall")
     side = min(max(max(h, w), WORK_SIDE[0]), WORK_SIDE[1])
     scale = side / max(h, w)
-    if scale != 1:
+    # Noise averages away when the image is reduced (by the factor scale); ink_mask's Gaussian of 1 px then takes
+    # white noise to 0.27 of itself, and noise enlarged to blobs of `scale` pixels hardly at all.
+    noise = _grain(gray) * min(1.0, scale) / np.sqrt(1 + 4 * np.pi / max(1.0, scale) ** 2)
+    if scale > 1:  # a small scan: smooth enlargement, so that the strokes' edges come out round, not blocky
+        gray = np.clip(_fit(gray, side, Image.BICUBIC), 0, 1)
+    elif scale < 1:
         gray = _fit(gray, side)
     # A reduced copy (area-averaged, so noise averages away) judges the polarity and the paper's shade.
     small = _fit(gray, 128)
-    lo, mid, hi = np.percentile(small, [0.5, 50, 99.5])
+    lo, hi = np.percentile(small, [0.5, 99.5])
     if hi - lo < MIN_CONTRAST:
         raise ReadError("no ink found: the image is all one shade (blank paper?): give an image of writing")
-    # Polarity: the paper is the bulk of the image, so its median is nearer one extreme; the ink is the other.
-    if mid - lo > hi - mid:
-        gray, small = 1 - gray, 1 - small
-    # The paper's shade (lighting, shadows, tint): a low percentile over windows a third of the image wide, on
-    # a 64 px copy. Wider than any stroke, and robust to ink covering up to 3/4 of a window; not the minimum,
-    # which follows the paper's noise.
-    tiny = _fit(small, 64)
-    k = max(3, round(max(tiny.shape) / 3))
-    paper = ndi.uniform_filter(ndi.percentile_filter(tiny, 25, size=k, mode="nearest"), size=max(1, k // 2),
-                               mode="nearest")
-    ink = np.clip(gray - _resize(paper, gray.shape), 0, None)
-    return ink, scale
+    dark = _dark_ink(small)
+    if dark:
+        gray, small = 1 - gray, 1 - small  # from here on the ink is bright
+    # The paper's shade (lighting, shadows, tint): a grey opening of the reduced copy (its minimum over a window,
+    # then the maximum) with a window about three strokes wide, which no stroke fills but the paper's shading does.
+    # The strokes' width is measured on a first, rougher removal of the shading (a window a quarter of the image).
+    small = ndi.gaussian_filter(small, 0.7)
+    rough = small - ndi.grey_opening(small, size=max(3, max(small.shape) // 4), mode="nearest")
+    rough = rough > _otsu(rough)
+    stroke = 4 * float(ndi.distance_transform_edt(rough)[rough].mean()) if rough.any() else 1.0
+    k = int(np.clip(3 * stroke + 3, 3, 64))
+    paper = ndi.uniform_filter(ndi.grey_opening(small, size=k, mode="nearest"), size=max(1, k // 2), mode="nearest")
+    paper = _resize(paper, gray.shape)
+    ink = np.clip(gray - paper, 0, None)
+    if dark:  # ink darkens paper by a share of the light that falls on it: in a shadow, by less
+        light = np.maximum(1 - paper, 0.25)
+        ink /= light
+        noise /= float(np.percentile(light, 10))  # and the grain grows with it where the light is low
+    return ink, scale, noise
 
 
-def ink_mask(ink: np.ndarray) -> np.ndarray:
-    """Ink map -> boolean mask of the character strokes (specks and frame lines removed)."""
+def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
+    """Ink map and its smoothed noise (from ink_map) -> boolean mask of the character strokes (specks, frames and
+    ruled lines removed)."""
     smooth = ndi.gaussian_filter(ink, 1.0)
-    peak = float(smooth.max())
-    # The paper's level and noise from the lower half of the ink map, which is paper even when ink covers
-    # a third of the image (a spread around the median would count the ink as noise).
-    sample = smooth[::2, ::2]  # plenty for the paper's statistics, at a quarter of the cost
-    p10, med = np.percentile(sample, [10, 50])
-    med, noise = float(med), float(med - p10) / 1.2816  # a normal distribution's 10th percentile is 1.28 sd down
-    if peak - med < max(MIN_CONTRAST, 8 * noise):
-        raise ReadError("no ink found: nothing stands out from the paper (too faint?): "
-                        "use darker ink, more light, or a closer crop")
+    sample = smooth[::2, ::2]  # plenty for the statistics, at a quarter of the cost
+    top = float(sample.max())
+    floor = float(np.percentile(sample, 10))  # paper, unless ink covers 90% of the image
+    level = float(np.median(sample[sample < floor + 0.3 * (top - floor)]))
+    strokes = sample[sample >= level + 0.3 * (top - level)]
+    peak = float(np.percentile(strokes, 75))  # the strokes' full darkness, robust to a darker speck
+    if peak - level < MIN_CONTRAST:
+        raise ReadError(f"no ink found: the darkest marks differ from the paper by only {peak - level:.0%} "
+                        f"(too faint): write with darker ink, or photograph it in more light")
+    if peak - level < 8 * noise:
+        raise ReadError(f"no ink found: nothing stands out from the paper's grain (marks {peak - level:.0%} darker, "
+                        f"grain {noise:.1%}): photograph it in more light, or scan it")
     # Half-way up the strokes, like the bilevel scans MNIST was made from, but above the paper's noise.
-    mask = smooth > max(med + 0.45 * (peak - med), med + 5 * noise)
+    mask = smooth > level + max(0.5 * (peak - level), 5 * noise)
     return clean(mask)
 
 
+def _runs(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """The pixels of mask in straight runs of at least `length` along axis (1: rows): an opening by a segment."""
+    structure = np.zeros((3, 3), bool)
+    structure[1, :] = True
+    labels, _ = ndi.label(mask if axis == 1 else mask.T, structure=structure)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    out = (sizes >= length)[labels]
+    return out if axis == 1 else out.T
+
+
+def _thin_lines(piece: np.ndarray, axis: int, width: float) -> np.ndarray:
+    """The pixels of straight lines along axis (1: horizontal) over 60% of the piece, thinner than half the
+    writing's stroke width, except where a stroke crosses them."""
+    line = _runs(piece, axis, max(3, int(0.6 * piece.shape[axis])))
+    if not line.any():
+        return line
+    labels, n = ndi.label(line, structure=np.ones((3, 3)))
+    extent = np.asarray([sl[axis].stop - sl[axis].start for sl in ndi.find_objects(labels)])
+    thick = np.bincount(labels.ravel())[1:] / extent
+    thin = thick < 0.5 * width
+    return _uncrossed(np.isin(labels, np.flatnonzero(thin) + 1), piece, axis, thick[thin].max()) if thin.any() \
+        else np.zeros_like(piece)
+
+
+def _uncrossed(line: np.ndarray, mask: np.ndarray, axis: int, thick: float) -> np.ndarray:
+    """The line's pixels less those where a stroke of mask crosses it: there ink lies just beyond the line (of the
+    given thickness) on both sides."""
+    t = int(np.ceil(thick))
+    across = np.ones((2 * t + 3, 1) if axis == 1 else (1, 2 * t + 3), bool)
+    return line & ~ndi.binary_closing(mask & ~line, structure=across)
+
+
+def _width(mask: np.ndarray) -> float:
+    """The mean stroke width of a mask, in its own pixels (4x the mean distance to the paper)."""
+    return 4 * float(ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1][mask].mean()) if mask.any() else 0.0
+
+
 def clean(mask: np.ndarray) -> np.ndarray:
-    """Drops specks (tiny next to the largest piece of ink) and frame lines (borders, axes, ruled lines)."""
+    """Drops specks, printed frames (a box, plot axes, a border) and ruled lines, keeping the writing.
+
+    Printed lines are long, straight and, where they touch the writing, thinner than its strokes.
+    """
+    h, w = mask.shape
+    for axis in (1, 0):  # ruled or squared paper: lines across the whole image, where the writing does not reach
+        line = _runs(mask, axis, max(3, int(0.9 * mask.shape[axis])))
+        if line.any():
+            rows = line.any(axis=axis)  # (for horizontal lines) the rows they lie on
+            line = _uncrossed(line, mask, axis, rows.sum() / ndi.label(rows)[1])
+            rest = mask & ~line
+            span = np.flatnonzero(rest.any(axis=1 - axis)) if rest.any() else np.array([0, mask.shape[axis] - 1])
+            if span[0] > 0.05 * mask.shape[axis] and span[-1] < 0.95 * mask.shape[axis]:
+                mask = rest
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n == 0:
-        raise ReadError("no ink found")
+        raise ReadError("no writing found, only ruled lines: give an image of writing")
     areas = np.bincount(labels.ravel())[1:]
     boxes = ndi.find_objects(labels)
-    h, w = mask.shape
-    keep = areas >= 0.02 * areas.max()
+    keep = areas >= 0.02 * areas.max()  # specks: tiny next to the largest piece of ink
     frames = np.zeros(n, bool)
+    touched = False
     for i, (rows, cols) in enumerate(boxes):
+        if not keep[i]:
+            continue
         bh, bw = rows.stop - rows.start, cols.stop - cols.start
-        # A frame line spans most of the image and is thin for its length (a hand-drawn stroke is not).
-        if keep[i] and (bh >= 0.85 * h or bw >= 0.85 * w):
-            frames[i] = areas[i] / (bh + bw) < max(bh, bw) / 40
-    if (keep & ~frames).any():  # a lone line is the character itself (a "1" drawn edge to edge)
+        piece = labels[rows, cols] == i + 1
+        straight = _runs(piece, 1, max(3, int(0.6 * bw))) | _runs(piece, 0, max(3, int(0.6 * bh)))
+        if straight.any() and (piece & ~straight).any():
+            # Writing that touches a frame (a box, axes): the frame has lines both ways, thinner than the strokes.
+            width = _width(piece & ~straight)
+            across, down = _thin_lines(piece, 1, width), _thin_lines(piece, 0, width)
+            if across.any() and down.any():
+                mask[rows, cols] &= ~(across | down)
+                touched = True
+                continue
+        if straight.sum() >= 0.6 * areas[i]:  # mostly straight lines: a box, plot axes, a border, a lone line
+            others = [j for j in range(n) if keep[j] and j != i]
+            inside = bool(others) and all(
+                rows.start <= boxes[j][0].start and boxes[j][0].stop <= rows.stop and
+                cols.start <= boxes[j][1].start and boxes[j][1].stop <= cols.stop for j in others)
+            # A long thin line across most of the image is a border, an axis or a ruled line.
+            spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40
+            frames[i] = inside or spans
+    if touched:  # the pieces have changed: judge them again
+        return clean(mask)
+    if not (keep & ~frames).any():
+        if keep.sum() > 1 or not frames.any():
+            raise ReadError("no writing found, only a printed frame or lines: give an image of writing")
+        # a lone line is the character itself (a "1" drawn edge to edge)
+    else:
         keep &= ~frames
-    mask = np.isin(labels, np.flatnonzero(keep) + 1)
-    return mask
+    return np.isin(labels, np.flatnonzero(keep) + 1)
 
 
 def stroke_width(fine: np.ndarray) -> float:
@@ -176,15 +331,11 @@ def stroke_width(fine: np.ndarray) -> float:
     return 4 * float(ndi.distance_transform_edt(padded)[padded].mean()) * BOX / FINE
 
 
-def _box20(fine: np.ndarray) -> np.ndarray:
-    """A binary character -> gray, cropped to its ink, longest side 20 px, anti-aliased by area averaging."""
-    return np.clip(_fit(_crop(fine), BOX, Image.BOX), 0, 1)
-
-
-def _centre(box: np.ndarray) -> np.ndarray:
-    """Pastes a character into 28x28 with its centre of mass at MNIST's centre (whole pixels, kept inside)."""
+def _centre(box: np.ndarray, by: str = "mass") -> np.ndarray:
+    """Pastes a character into 28x28 with its centre of mass (by="mass", MNIST) or its box (by="box", EMNIST) at
+    the centre, in whole pixels and kept inside."""
     h, w = box.shape
-    cy, cx = ndi.center_of_mass(box)
+    cy, cx = ndi.center_of_mass(box) if by == "mass" else ((h - 1) / 2, (w - 1) / 2)
     top = int(np.clip(round(CENTRE - cy), 0, SIZE - h))
     left = int(np.clip(round(CENTRE - cx), 0, SIZE - w))
     out = np.zeros((SIZE, SIZE), np.float32)
@@ -192,15 +343,30 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return out
 
 
-def render(mask: np.ndarray) -> np.ndarray:
-    """One character's boolean mask (any size) -> the 28x28 float image, as MNIST was made."""
+def render(mask: np.ndarray, framing: str = "mnist", ink: np.ndarray | None = None, scale=1.0) -> np.ndarray:
+    """One character's boolean mask (any size) -> the 28x28 float image, framed as the model's dataset was.
+
+    With the ink map and its scale (from ink_map), a character under SMALL pixels in the input is drawn from its
+    gray ink instead: binarising a few pixels breaks the strokes that cross them only in part.
+    """
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing {framing!r}: use one of {', '.join(FRAMINGS)}")
     if not mask.any():
         raise ReadError("no ink found")
+    side, by = FRAMINGS[framing]
+    x0, y0, x1, y1 = _bbox(mask)
+    if ink is not None and max(x1 - x0, y1 - y0) < SMALL * scale:
+        r = int(np.ceil(scale))  # an input pixel around the mask: the strokes' soft edges
+        near = ndi.binary_dilation(mask, np.ones((2 * r + 1, 2 * r + 1), bool))
+        gray = (ink * near)[max(0, y0 - r):y1 + r, max(0, x0 - r):x1 + r]
+        gray = np.clip(gray / max(float(np.percentile(ink[mask], 90)), 1e-6), 0, 1)
+        box = _fit(gray, side, Image.BOX)
+        return _centre(np.clip((box - 0.1) / 0.9, 0, 1), by)  # the paper's faint halo back to black
     crop = _crop(mask)
     fine = _fit(crop, FINE) > 0.5
     if not fine.any():
         fine = _resize(crop, fine.shape, Image.NEAREST) > 0.5
-    lo, hi = STROKE_RANGE
+    lo, hi = STROKE_RANGE  # relative to the character's size, so the same for both framings
     for _ in range(3):  # the estimate is rough for very thin strokes: measure again after each change
         width = stroke_width(fine)
         if lo <= width <= hi:
@@ -214,14 +380,14 @@ def render(mask: np.ndarray) -> np.ndarray:
         if not changed.any():
             break
         fine = _crop(changed)
-    box = _box20(fine)
-    return _centre(box)
+    # Anti-aliased by area averaging, as the datasets were.
+    return _centre(np.clip(_fit(_crop(fine), side, Image.BOX), 0, 1), by)
 
 
-def preprocess(image) -> np.ndarray:
+def preprocess(image, framing: str = "mnist") -> np.ndarray:
     """Any image of one character -> the 28x28 float32 array in [0, 1] (white ink on black) the model reads."""
-    ink, _ = ink_map(load_gray(image))
-    return render(ink_mask(ink))
+    ink, scale, noise = ink_map(load_gray(image))
+    return render(ink_mask(ink, noise), framing, ink, scale)
 
 
 def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
@@ -296,11 +462,11 @@ def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
     return [left] + _split(right, height)
 
 
-def preprocess_multi(image) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+def preprocess_multi(image, framing: str = "mnist") -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Any image of a row of characters -> [((x0, y0, x1, y1) in the input's pixels, 28x28 array)], left to right."""
-    ink, scale = ink_map(load_gray(image))
+    ink, scale, noise = ink_map(load_gray(image))
     out = []
-    for (x0, y0, x1, y1), m in segment(ink_mask(ink)):
+    for (x0, y0, x1, y1), m in segment(ink_mask(ink, noise)):
         box = tuple(int(round(v / scale)) for v in (x0, y0, x1, y1))
-        out.append((box, render(m)))
+        out.append((box, render(m, framing, ink, scale)))
     return out

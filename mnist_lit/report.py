@@ -72,20 +72,24 @@ def _font(size):
         return ImageFont.load_default()
 
 
-def draw_confusion(confusion: np.ndarray, classes: list, cell=36) -> Image.Image:
-    """The confusion matrix as a heat map (row-normalised, counts written in the cells); rows are true classes."""
-    n = len(classes)
+def draw_confusion(confusion: np.ndarray, classes: list, cell=36, columns=None) -> Image.Image:
+    """The confusion matrix as a heat map (row-normalised, counts written in the cells); rows are true classes.
+
+    columns: the column names when they are more than the classes (e.g. a last column of refusals).
+    """
+    columns = columns or classes
+    n, m = len(classes), len(columns)
     font, small = _font(14), _font(max(8, cell // 3))
-    widest = max(int(font.getlength(c)) for c in classes)
+    widest = max(int(font.getlength(c)) for c in columns)
     rotate = widest > cell - 4  # long names are written upwards above their column
     left, top = widest + 16, (widest + 16 if rotate else 28)
     legend = "rows: true class, columns: predicted class"
-    width = left + max(n * cell, int(font.getlength(legend))) + 10
+    width = left + max(m * cell, int(font.getlength(legend))) + 10
     image = Image.new("RGB", (width, top + n * cell + 30), "white")
     draw = ImageDraw.Draw(image)
     rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
     for i in range(n):
-        for j in range(n):
+        for j in range(m):
             # Log scale, so that a few mistakes among a thousand still show.
             shade = np.log1p(rates[i, j] * 1000) / np.log1p(1000)
             colour = (int(255 * (1 - shade)), int(255 * (1 - 0.6 * shade)), 255)  # white to blue
@@ -95,12 +99,13 @@ def draw_confusion(confusion: np.ndarray, classes: list, cell=36) -> Image.Image
                 ink = "white" if shade > 0.6 else "black"
                 draw.text((x0 + cell / 2, y0 + cell / 2), str(confusion[i, j]), fill=ink, font=small, anchor="mm")
         draw.text((left - 8, top + i * cell + cell / 2), classes[i], fill="black", font=font, anchor="rm")
+    for j, name in enumerate(columns):
         if rotate:
             label = Image.new("RGB", (top - 8, cell), "white")
-            ImageDraw.Draw(label).text((2, cell / 2), classes[i], fill="black", font=font, anchor="lm")
-            image.paste(label.rotate(90, expand=True), (left + i * cell, 0))
+            ImageDraw.Draw(label).text((2, cell / 2), name, fill="black", font=font, anchor="lm")
+            image.paste(label.rotate(90, expand=True), (left + j * cell, 0))
         else:
-            draw.text((left + i * cell + cell / 2, top - 8), classes[i], fill="black", font=font, anchor="mb")
+            draw.text((left + j * cell + cell / 2, top - 8), name, fill="black", font=font, anchor="mb")
     draw.text((left, top + n * cell + 8), legend, fill="black", font=font)
     return image
 
@@ -122,7 +127,7 @@ def draw_misclassified(wrong: list, classes: list, scale=3, columns=8) -> Image.
     draw = ImageDraw.Draw(image)
     for k, ((pixels, _, _), text) in enumerate(zip(wrong, captions)):
         x0, y0 = 4 + (k % columns) * (tile_w + 4), 4 + (k // columns) * (tile_h + caption + 4)
-        tile = Image.fromarray(255 - pixels.numpy(), "L").resize((w * scale, tile_h), Image.NEAREST)
+        tile = Image.fromarray(255 - np.asarray(pixels), "L").resize((w * scale, tile_h), Image.NEAREST)
         image.paste(tile.convert("RGB"), (x0 + (tile_w - w * scale) // 2, y0))
         draw.text((x0 + tile_w / 2, y0 + tile_h + 2), text, fill=(200, 0, 0), font=font, anchor="ma")
     return image

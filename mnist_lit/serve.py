@@ -1,4 +1,4 @@
-"""Draw and read in the browser: python -m mnist_lit.serve --ckpt PATH [--host 127.0.0.1] [--port 8000]."""
+"""Draw and read in the browser: python -m mnist_lit.serve [--ckpt PATH] [--host 127.0.0.1] [--port 8000]."""
 import argparse
 import io
 import os
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from mnist_lit.predict import Reader, ReadError, to_json
+from mnist_lit.predict import DEFAULT_MODEL, Reader, ReadError, to_json
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp")
@@ -133,15 +133,20 @@ def create_app(reader: Reader, max_upload_mb: float = MAX_UPLOAD_MB) -> FastAPI:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_lit.serve",
                                      description="Serve a page to draw on and read with a trained checkpoint.")
-    parser.add_argument("--ckpt", required=True, type=Path, help="a checkpoint written by mnist_lit.train")
+    parser.add_argument("--ckpt", "--model", dest="ckpt", type=Path, default=DEFAULT_MODEL,
+                        help="a checkpoint written by mnist_lit.train, or an exported .onnx/.pt (default: the "
+                             "reader shipped with mnist_lit)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, help="largest accepted upload")
     args = parser.parse_args(argv)
     try:
-        reader = Reader.from_checkpoint(args.ckpt)
+        reader = Reader.load(args.ckpt)
     except (ReadError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        print(f"error: reading {args.ckpt} needs {e.name}: pip install 'mnist_lit[export]'", file=sys.stderr)
         return 1
 
     try:  # bound here, so that a port in use is one clear line and --port 0 picks a free one

@@ -110,7 +110,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     model = LitClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=datamodule.classes,
                           lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
-                          label_smoothing=cfg.label_smoothing)
+                          label_smoothing=cfg.label_smoothing, framing=datamodule.framing)
     ckpt_path = cfg.get("ckpt_path") or (cfg.get("resume") and f"{cfg.resume}/checkpoints/last.ckpt") or None
     if not ckpt_path and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         # A sweep job requeued by SLURM (timeout, preemption) gets its old folder back: continue from where it was.

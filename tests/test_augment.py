@@ -88,3 +88,55 @@ def test_augmentation_only_on_training_batches_and_labels_kept(tiny_root):
     assert all(off < 1e-4 for off, _ in seen["val"] + seen["test"])
     # Labels pass through untouched: the test batches are the test set's labels in order.
     assert torch.equal(torch.cat([y for _, y in seen["test"]]), dm.splits["test"][1])
+
+
+def test_the_reader_preset_keeps_images_in_range_and_changes_every_one():
+    x = digits(64)
+    out = make("reader", seed=0)(x, y=torch.arange(64) % 10, classes=list("0123456789"))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert ((out - x).flatten(1).abs().amax(1) > 0.05).all()
+    assert (out.flatten(1).amax(1) > 0.9).all()  # every character keeps full-strength ink somewhere
+
+
+def test_stroke_makes_strokes_bolder_or_thinner():
+    x = digits(200)
+    out = Augment(stroke=1.0)(x)
+    mass = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert mass.max() > 1.3 and mass.min() < 0.8  # each image draws its own amount, both ways
+
+
+def test_blur_is_made_crisp_again_and_lowres_stays_soft():
+    x = torch.zeros(32, 1, 28, 28)
+    x[:, 0, 6:22, 12:16] = 1.0  # a "1": a bar four pixels wide
+
+    def soft(out):  # the share of the ink that is neither (nearly) full nor absent
+        return ((out > 0.1) & (out < 0.9)).sum((1, 2, 3)).float() / (out > 0.1).sum((1, 2, 3)).float()
+
+    blurred, small = Augment(blur=1.0)(x), Augment(lowres=1.0)(x)
+    assert not torch.equal(blurred, x) and not torch.equal(small, x)
+    # As preprocess draws them: a blurred photo binarised (crisp), a character a few pixels tall from its gray.
+    assert soft(blurred).mean() < 0.5 < soft(small).mean()
+    assert (small.flatten(1).amax(1) > 0.99).all()
+
+
+def test_styles_give_ones_a_flag_and_sevens_a_bar_and_leave_other_digits_alone():
+    x = torch.zeros(6, 1, 28, 28)
+    x[:, 0, 4:24, 13:15] = 1.0  # a straight stroke; its label decides what is drawn on it
+    y = torch.tensor([1, 1, 7, 7, 3, 3])
+    out = Augment(styles=1.0)(x, y=y, classes=list("0123456789"))
+    added = (out - x).clamp(min=0)[:, 0]
+    assert torch.equal(out[4:], x[4:])  # a 3 is left as it is
+    left_of_stem = added[:2, :, :12].sum((1, 2))
+    assert (left_of_stem > 3).all() and (added[:2, 4:9, :12].sum((1, 2)) > 1).all()  # the flag: top left
+    bar = added[2:4].sum(2)  # per row
+    assert (bar[:, 12:17].sum(1) > 0.8 * bar.sum(1)).all()  # the seven's bar: across the middle
+    assert torch.equal(Augment(styles=1.0)(x, y=y, classes=list("ABCDEFGHIJ")), x)  # letters have no 1 or 7
+
+
+def test_a_coarse_elastic_field_spreads_as_the_gaussian_one():
+    x = digits(256)
+    fields = []
+    for grid in (0, 5):
+        a = Augment(elastic_alpha=34, elastic_sigma=4, elastic_grid=grid)
+        fields.append(a._elastic_field(256, 28, 28, a.generator("cpu"), x) * 14)  # in pixels
+    assert abs(fields[1].std() / fields[0].std() - 1) < 0.15

@@ -166,16 +166,17 @@ def draw_letter(letter, size=28, box=20, left=4, top=4, width=2, ink=255, paper=
 
 
 def letter_images(labels, rng):
-    """Stroke letters (label 0 = A), white on black, centred by their centre of mass like EMNIST's and MNIST's
-    characters, at varied sizes, places and stroke widths."""
+    """Stroke letters (label 0 = A), white on black, framed as EMNIST frames them: filling the frame but for a
+    border of about 2 px (22-24 px high), their box centred; at varied stroke widths and places (+-1 px)."""
     out = np.zeros((len(labels), 28, 28), np.uint8)
     for i, c in enumerate(labels):
-        letter, box, width = string.ascii_uppercase[c], int(rng.integers(16, 21)), int(rng.integers(2, 4))
-        x = draw_letter(letter, box=box, left=0, top=0, width=width).astype(float)
-        cy, cx = (np.arange(28) @ x.sum(1), np.arange(28) @ x.sum(0)) / x.sum()
+        letter, box, width = string.ascii_uppercase[c], int(rng.integers(22, 25)), int(rng.integers(2, 4))
+        x = draw_letter(letter, box=box, left=0, top=0, width=width) > 0
+        rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
         jitter = rng.integers(-1, 2, 2)
-        out[i] = draw_letter(letter, box=box, left=round(14 - cx) + jitter[0], top=round(14 - cy) + jitter[1],
-                             width=width)
+        left = int(np.clip(round(14 - (cols[0] + cols[-1] + 1) / 2) + jitter[0], 0, 27 - cols[-1]))
+        top = int(np.clip(round(14 - (rows[0] + rows[-1] + 1) / 2) + jitter[1], 0, 27 - rows[-1]))
+        out[i] = draw_letter(letter, box=box, left=left, top=top, width=width)
     return out
 
 
@@ -213,7 +214,10 @@ def test_an_upright_L_is_upright_for_the_datamodule_and_for_predict(tmp_path, ca
     # A person's upright L, dark on white, much larger: predict's preprocessing keeps it upright.
     person = draw_letter("L", size=200, box=140, left=40, top=30, width=14, ink=0, paper=255)
     reader = Reader.from_checkpoint(train(cfg)["best_ckpt"])
+    assert reader.framing == "emnist"  # from the checkpoint: letters are framed as EMNIST framed them
     read = reader.read(person)
+    rows, cols = np.nonzero(read["image"] > 0.05)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 == 24 and abs((rows.min() + rows.max()) / 2 - 13.5) <= 1
     assert read["image"].shape == (28, 28) and leans(read["image"]) == leans(x[i, 0]) == ("down", "left")
     # The network learnt letters upright from EMNIST-style files: it reads the L, and not its transposition.
     assert read["label"] == "L" and reader.read(np.ascontiguousarray(person.T))["label"] != "L"

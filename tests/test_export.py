@@ -89,6 +89,18 @@ def test_predict_with_onnx_needs_neither_torch_nor_lightning_and_agrees(tiny_che
     assert onnx_reader.info["test_acc"] == ckpt_reader.info["test_acc"] and onnx_reader.classes == ckpt_reader.classes
 
 
+def test_a_slim_checkpoint_reads_as_the_training_checkpoint_and_keeps_what_it_measured(tiny_checkpoint, tmp_path):
+    assert main(["--ckpt", str(tiny_checkpoint), "--out", str(tmp_path / "slim.ckpt")]) == 0
+    slim = torch.load(tmp_path / "slim.ckpt", weights_only=True)
+    assert set(slim) == {"hyper_parameters", "state_dict", "info"} and "optimizer_states" not in slim
+    assert (tmp_path / "slim.ckpt").stat().st_size < 0.5 * tiny_checkpoint.stat().st_size  # no optimizer state
+    original, exported = Reader.from_checkpoint(tiny_checkpoint), Reader.load(tmp_path / "slim.ckpt")
+    image = draw([TWO])
+    assert exported.read(image)["top"] == original.read(image)["top"]
+    # Copied anywhere, it still knows its dataset and test accuracy (a training checkpoint needs its run folder).
+    assert exported.info == original.info and exported.info["test_acc"] is not None
+
+
 def test_export_refuses_to_overwrite_and_bad_checkpoints_are_one_line(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "m.pt"
     out.write_text("the user's file")

@@ -130,6 +130,37 @@ def test_inference_never_imports_lightning(tiny_checkpoint):
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "0 []", r.stdout + r.stderr
 
 
+def test_the_shipped_reader_is_small_plain_and_read_by_default(tmp_path):
+    from mnist_lit.predict import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size <= 2 * 2**20
+    ckpt = torch.load(DEFAULT_MODEL, weights_only=True)
+    assert set(ckpt) == {"hyper_parameters", "state_dict", "info"}  # weights and what reading needs, no more
+    assert ckpt["hyper_parameters"]["classes"] == list("0123456789")
+    reader = Reader.load()
+    assert reader.framing == "mnist" and reader.info["dataset"] == "mnist" and reader.info["test_acc"] >= 0.995
+    # Right after install: no --ckpt, no training, no download.
+    r = run_cli(EXAMPLES / "digit.jpg")
+    assert r.returncode == 0 and r.stdout.split()[1] == "3", r.stdout + r.stderr
+    r = run_cli("--multi", EXAMPLES / "year.png")
+    assert r.returncode == 0 and r.stdout.split()[1] == "2025", r.stdout + r.stderr
+
+
+def test_the_framing_travels_in_the_checkpoint(tiny_checkpoint, tmp_path):
+    ckpt = torch.load(tiny_checkpoint, weights_only=True)
+    assert ckpt["hyper_parameters"]["framing"] == "mnist"
+    ckpt["hyper_parameters"]["framing"] = "emnist"
+    torch.save(ckpt, tmp_path / "letters.ckpt")
+    reader = Reader.from_checkpoint(tmp_path / "letters.ckpt")
+    assert reader.framing == "emnist" and reader.info["framing"] == "emnist"
+    image = reader.read(draw([TWO]))["image"]
+    rows, cols = np.flatnonzero(image.max(1) > 0.05), np.flatnonzero(image.max(0) > 0.05)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == 24  # EMNIST fills the frame; MNIST's box is 20
+    del ckpt["hyper_parameters"]["framing"]  # a checkpoint from before framings were recorded: MNIST's
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    assert Reader.from_checkpoint(tmp_path / "old.ckpt").framing == "mnist"
+
+
 # Real MNIST: the quality bars of issue 5 (skipped without ../shared/data).
 
 def test_users_images_of_mnist_digits_read_as_well_as_the_tensors(real_checkpoint):

@@ -86,6 +86,51 @@ def test_specks_and_frame_lines_are_dropped():
     assert close(preprocess(axes), base)
 
 
+def test_a_box_or_axes_touching_the_writing_and_lines_crossing_it_are_dropped():
+    base = preprocess(draw([SEVEN]))
+    boxed = draw([SEVEN])
+    ImageDraw.Draw(boxed).rectangle([140, 50, 260, 250], outline=0, width=2)  # the 7's bar touches the box
+    assert close(preprocess(boxed), base)
+    plot = draw([SEVEN])
+    d = ImageDraw.Draw(plot)
+    d.line([(150, 20), (150, 280), (390, 280)], fill=0, width=2)  # axes through the 7's bar end
+    for t in range(160, 390, 20):
+        d.line([(t, 280), (t, 287)], fill=0, width=1)  # tick marks
+    assert close(preprocess(plot), base)
+    ruled = draw([SEVEN])
+    for y in range(30, 300, 45):
+        ImageDraw.Draw(ruled).line([(0, y), (400, y)], fill=0, width=2)  # dark ruled lines through the 7
+    assert close(preprocess(ruled), base, 0.06)  # (where a line runs along the 7's bar, the bar loses its rows)
+
+
+def test_coloured_ink_as_light_as_the_paper_is_found():
+    base = preprocess(draw([TWO]))
+    im = draw([TWO], ink=(60, 200, 60), paper=(235, 170, 190), mode="RGB")  # green pen on pink: equal luminance
+    assert abs(np.asarray(im.convert("L"), float).mean() - np.asarray(im.convert("L"), float).max()) < 25
+    assert close(preprocess(im), base)
+
+
+def test_tight_crops_and_small_scans_read_like_the_full_image():
+    big = draw([TWO], size=(400, 400), box=(100, 60, 200, 280), width=36)  # a marker, with margins
+    base = preprocess(big)
+    tight = big.crop((82, 42, 318, 358))  # cropped to within a pixel or two of the ink
+    assert close(preprocess(tight), base)
+    out = preprocess(tight)
+    assert (out > 0.9).sum() > 0.5 * (out > 0.1).sum()  # solid strokes, not hollow outlines
+    for side in (8, 12, 16):  # small scans that the character fills (under 12 px: drawn from the gray)
+        small = tight.resize((round(side * tight.width / tight.height), side), Image.BOX)
+        assert close(preprocess(small), base, 0.12), side
+
+
+def test_emnist_framing_fills_the_frame_and_centres_the_box():
+    out = preprocess(draw([TWO]), framing="emnist")
+    rows, cols = np.flatnonzero(out.max(1) > 0.05), np.flatnonzero(out.max(0) > 0.05)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == SIZE - 4  # longest side 24 px
+    assert abs((rows[0] + rows[-1]) / 2 - CENTRE) <= 1 and abs((cols[0] + cols[-1]) / 2 - CENTRE) <= 1
+    with pytest.raises(ValueError, match="unknown framing"):
+        preprocess(draw([TWO]), framing="kmnist")
+
+
 def test_a_character_drawn_edge_to_edge_is_not_taken_for_a_frame():
     one = Image.new("L", (60, 300), 255)
     ImageDraw.Draw(one).line([(30, 0), (30, 299)], fill=0, width=4)
@@ -106,6 +151,7 @@ def test_stroke_width_is_brought_into_mnists_range():
     (np.clip(200 - 80 * np.mgrid[:300, :400][1] / 400 + np.random.default_rng(1).normal(0, 8, (300, 400)), 0, 255)
      .astype(np.uint8), "no ink"),  # blank paper, lit from one side, grainy
     (b"this is not an image", "not an image"),
+    (np.full((5, 4), 255, np.uint8), "too small"),
     ("/nonexistent/digit.png", "no such file"),
 ])
 def test_bad_input_is_one_clear_line(image, words):
@@ -123,7 +169,7 @@ def test_a_truncated_file_is_reported(tmp_path):
 
 
 def test_load_gray_accepts_paths_bytes_and_images(tmp_path):
-    im = draw([TWO], mode="RGB")
+    im = draw([TWO], mode="RGB", ink=(0, 0, 0), paper=(250, 250, 250))
     im.save(tmp_path / "two.webp", lossless=True)
     buf = io.BytesIO()
     im.save(buf, "BMP")
@@ -158,6 +204,7 @@ def test_broken_strokes_are_merged_and_touching_characters_split():
     broken = row([five, [TWO]])  # the 5's bar is a separate piece of ink
     assert len(preprocess_multi(broken)) == 2
     touching = row([[TWO], [TWO], [SEVEN]], gap=-50, size=(170, 180))  # strokes of neighbours cross
-    mask = ink_mask(ink_map(load_gray(touching))[0])
+    ink, _, noise = ink_map(load_gray(touching))
+    mask = ink_mask(ink, noise)
     assert ndi.label(mask)[1] < 3  # the test really has touching characters
     assert len(segment(mask)) == 3

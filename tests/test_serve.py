@@ -220,3 +220,23 @@ def test_the_server_reads_without_lightning_and_a_bad_checkpoint_is_one_line(ckp
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr  # inference never imports training
     assert "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'junk.ckpt'} is not a checkpoint")
+
+
+def test_serve_starts_with_the_shipped_reader_when_given_no_checkpoint():
+    import json
+    import urllib.request
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "mnist_lit.serve", "--port", "0"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("reading 0123456789 with CNN from ") and "reader.ckpt" in line, line
+        url = line.split("open ")[1].split()[0]
+        data, label = digit_png()
+        request = urllib.request.Request(f"{url}/api/predict", data=data, headers={"Content-Type": "image/png"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    assert answer["label"] == (label or answer["label"]) and len(answer["image"]) == 28

@@ -70,7 +70,7 @@ def strip_image(digits: np.ndarray, rng, min_gap=2) -> Image.Image:
 def digit_accuracy(reader, n=500, seed=0) -> tuple[float, float]:
     """(accuracy on the raw test tensors, accuracy on the same digits as users' images; every third RGBA)."""
     x, y = mnist_test(n)
-    raw = reader._classify(list(x.astype(np.float32) / 255), 1)
+    raw = reader.classify(list(x.astype(np.float32) / 255), 1)
     rng = np.random.default_rng(seed)
     user = [reader.read(user_image(img, rng, rgba=i % 3 == 0), topk=1) for i, img in enumerate(x)]
     truth = [reader.classes[int(t)] for t in y]

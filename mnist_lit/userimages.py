@@ -1,0 +1,429 @@
+"""MNIST digits re-drawn as the images people give a reader: tight crops, small scans, photos, screenshots.
+
+Each kind turns one 28x28 MNIST digit into the encoded file (PNG, JPEG, ...) a person would hand over. The digit's
+shape is kept: it is smoothly enlarged and traced as a pen stroke with sharp edges, then put on paper of that kind.
+`python -m mnist_lit.eval --users` measures a checkpoint on every kind; --save writes them as labelled folders.
+numpy, scipy and Pillow only.
+"""
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
+
+
+def _fit(a: np.ndarray, shape, resample=Image.BICUBIC) -> np.ndarray:
+    return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize(shape[::-1], resample), np.float32)
+
+
+def pen(x28: np.ndarray, height: int, width: str = "normal") -> np.ndarray:
+    """A digit as pen ink (coverage in [0, 1], sharp anti-aliased edges) on a (height x height) canvas.
+
+    width: "normal" traces the digit's own strokes, "thin" a fine pen (about 1.5% of the height), "thick" a marker.
+    """
+    up = _fit(x28.astype(np.float32) / 255, (height, height))
+    if width == "normal":
+        # MNIST's edges rise from 0 to 1 over about two of its pixels: 2 * height / 28 pixels here. Steepened so
+        # that they rise over about one pixel, like a pen's edge.
+        return np.clip((up - 0.5) * height / 14 + 0.5, 0, 1)
+    inside = up > 0.5
+    if width == "thin":  # the stroke's middle line, redrawn with a fine pen
+        dist = ndi.distance_transform_edt(~_skeleton(inside))
+        radius = max(0.6, 0.008 * height)
+    else:  # a marker: the strokes grown by about 3% of the height
+        dist = ndi.distance_transform_edt(~inside)
+        radius = 0.03 * height
+    return np.clip(radius + 0.5 - dist, 0, 1).astype(np.float32)
+
+
+def _skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning: the one-pixel-wide middle lines of a binary shape."""
+    m = np.pad(mask, 1).astype(np.uint8)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = [np.roll(np.roll(m, -dy, 0), -dx, 1) for dy, dx in
+                 ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))]  # P2..P9, clockwise
+            b = sum(p)
+            a = sum((p[i] == 0) & (p[(i + 1) % 8] == 1) for i in range(8))
+            if step == 0:
+                c = (p[0] * p[2] * p[4] == 0) & (p[2] * p[4] * p[6] == 0)
+            else:
+                c = (p[0] * p[2] * p[6] == 0) & (p[0] * p[4] * p[6] == 0)
+            drop = (m == 1) & (b >= 2) & (b <= 6) & (a == 1) & c
+            if drop.any():
+                m[drop] = 0
+                changed = True
+        if not changed:
+            return m[1:-1, 1:-1].astype(bool)
+
+
+def _crop(ink: np.ndarray, margin: int = 0) -> np.ndarray:
+    rows, cols = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return np.pad(ink[y0:y1, x0:x1], margin)
+
+
+def _place(ink: np.ndarray, shape, rng) -> np.ndarray:
+    """The ink at a random position on a canvas of the given shape (which must hold it)."""
+    h, w = ink.shape
+    out = np.zeros(shape, np.float32)
+    top, left = int(rng.integers(0, shape[0] - h + 1)), int(rng.integers(0, shape[1] - w + 1))
+    out[top:top + h, left:left + w] = ink
+    return out
+
+
+def _page(ink: np.ndarray, rng, margin=(0.3, 1.5)) -> np.ndarray:
+    """The cropped ink on a page with margins of margin[0]..margin[1] times its height around it."""
+    h, w = ink.shape
+    m = [int(rng.uniform(*margin) * h) + 1 for _ in range(2)]
+    return _place(ink, (h + m[0], w + m[1]), rng)
+
+
+def _paint(ink: np.ndarray, paper, colour) -> np.ndarray:
+    """Ink coverage -> an RGB float image: colour where the ink is, paper elsewhere (paper: RGB or an HxWx3 array)."""
+    paper = np.broadcast_to(np.asarray(paper, np.float32), (*ink.shape, 3))
+    return paper * (1 - ink[..., None]) + np.asarray(colour, np.float32) * ink[..., None]
+
+
+def _lighting(rgb: np.ndarray, rng, strength=0.3) -> np.ndarray:
+    """A lighting gradient from a random side."""
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    a = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(a) * xx / w + np.sin(a) * yy / h
+    ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-9)
+    return rgb * (1 - strength * ramp)[..., None]
+
+
+def _noise(rgb: np.ndarray, rng, sd=0.03) -> np.ndarray:
+    return rgb + rng.normal(0, sd, rgb.shape[:2])[..., None]
+
+
+def _encode(rgb: np.ndarray, fmt="PNG", mode="L", **kw) -> bytes:
+    """An RGB float image -> the bytes of a file (mode L: gray, RGB: colour)."""
+    im = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), "RGB")
+    if mode != "RGB":
+        im = im.convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+WHITE, BLACK = (0.95, 0.95, 0.93), (0.08, 0.08, 0.1)
+
+
+def _pen_colour(rng):
+    return [(0.05, 0.1, 0.45), (0.1, 0.1, 0.12), (0.6, 0.05, 0.05), (0.05, 0.35, 0.1)][int(rng.integers(4))]
+
+
+def _height(rng, lo=60, hi=200):
+    return int(rng.integers(lo, hi))
+
+
+# -- the kinds: (x28 uint8 white-on-black, rng) -> the file's bytes ------------------------------------------------
+
+def png28(x, rng):
+    """The MNIST digit itself as a 28x28 PNG (white on black)."""
+    return _encode(np.repeat(x[..., None] / 255.0, 3, 2))
+
+
+def png28_inverted(x, rng):
+    """The MNIST digit as a 28x28 PNG, dark on light (np.invert)."""
+    return _encode(np.repeat(1 - x[..., None] / 255.0, 3, 2))
+
+
+def tight(x, rng):
+    """Dark on light, cropped to the ink with a 0-2 px margin, 2-8x MNIST's size: half traced with a pen, half
+    the digit itself enlarged (bilinear, bicubic or nearest)."""
+    f = int(rng.integers(2, 9))
+    if rng.random() < 0.5:
+        ink = pen(x, 28 * f)
+    else:
+        ink = np.clip(_fit(x.astype(np.float32) / 255, (28 * f,) * 2,
+                           [Image.BILINEAR, Image.BICUBIC, Image.NEAREST][int(rng.integers(3))]), 0, 1)
+    ink = _crop(ink, int(rng.integers(0, 3)))
+    return _encode(_noise(_paint(ink, WHITE, BLACK), rng, 0.02))
+
+
+def _small(n):
+    def kind(x, rng):
+        ink = _crop(x.astype(np.float32) / 255)  # the digit's own box, as a scanner at low resolution sees it
+        f = n / max(ink.shape)
+        ink = np.clip(_fit(ink, (max(1, round(ink.shape[0] * f)), max(1, round(ink.shape[1] * f))), Image.BOX), 0, 1)
+        ink = np.pad(ink, int(rng.integers(0, 2)))
+        gray = 1 - 0.9 * ink
+        if rng.random() < 0.5:  # 16 gray levels
+            gray = np.round(gray * 15) / 15
+        return _encode(np.repeat(gray[..., None], 3, 2))
+    kind.__name__ = f"small{n}"
+    kind.__doc__ = f"A small scan: the digit fills a frame {n} px on its longest side; half with 16 gray levels."
+    return kind
+
+
+small8, small12, small16, small20 = (_small(n) for n in (8, 12, 16, 20))
+
+
+def margins(x, rng):
+    """A small digit (30-60 px) somewhere on a large page."""
+    ink = _crop(pen(x, int(rng.integers(40, 80))))
+    page = _place(ink, (int(rng.integers(300, 700)), int(rng.integers(300, 900))), rng)
+    return _encode(_noise(_lighting(_paint(page, WHITE, _pen_colour(rng)), rng, 0.2), rng), "PNG", "RGB")
+
+
+def light_on_dark(x, rng):
+    """Light strokes on a dark board (chalk, a dark-mode drawing app)."""
+    ink = _page(_crop(pen(x, _height(rng))), rng)
+    board = [(0.1, 0.1, 0.1), (0.1, 0.25, 0.15), (0.05, 0.05, 0.2)][int(rng.integers(3))]
+    return _encode(_noise(_paint(ink, board, (0.9, 0.9, 0.85)), rng), "PNG", "RGB")
+
+
+def thin_pen(x, rng):
+    """A fine pen: strokes 1-3 px wide on a 100-300 px character."""
+    ink = _page(_crop(pen(x, _height(rng, 100, 300), "thin")), rng)
+    return _encode(_noise(_paint(ink, WHITE, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def thick_pen(x, rng):
+    """A marker: strokes far thicker than MNIST's."""
+    ink = _page(_crop(pen(x, _height(rng), "thick")), rng)
+    return _encode(_noise(_paint(ink, WHITE, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def colored(x, rng):
+    """Coloured ink on coloured paper."""
+    ink = _page(_crop(pen(x, _height(rng))), rng)
+    paper = rng.uniform(0.6, 1.0, 3)
+    colour = rng.uniform(0, 0.6, 3)
+    colour[int(rng.integers(3))] = rng.uniform(0.5, 1.0)  # a saturated pen: red, green or blue
+    return _encode(_noise(_paint(ink, paper, colour), rng, 0.02), "PNG", "RGB")
+
+
+def _ruled(shape, rng, spacing, vertical=False, colour=(0.55, 0.7, 0.9)):
+    """Printed lines (1-2 px, light blue or grey) every `spacing` pixels: a float mask."""
+    lines = np.zeros(shape, np.float32)
+    width = int(rng.integers(1, 3))
+    start = int(rng.integers(0, spacing))
+    for y in range(start, shape[0], spacing):
+        lines[y:y + width] = 1
+    if vertical:
+        for x0 in range(int(rng.integers(0, spacing)), shape[1], spacing):
+            lines[:, x0:x0 + width] = 1
+    return lines
+
+
+def lined(x, rng):
+    """Writing on ruled paper: light lines every 0.6-1.2 character heights, some crossing the digit."""
+    h = _height(rng, 60, 160)
+    ink = _page(_crop(pen(x, h)), rng, (0.8, 2.0))
+    lines = _ruled(ink.shape, rng, int(h * rng.uniform(0.6, 1.2)))
+    paper = _paint(lines * rng.uniform(0.5, 1.0), WHITE, [(0.55, 0.7, 0.9), (0.6, 0.6, 0.6)][int(rng.integers(2))])
+    return _encode(_noise(_paint(ink, paper, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def squared(x, rng):
+    """Writing on squared (grid) paper: light lines both ways every 0.3-0.6 character heights."""
+    h = _height(rng, 60, 160)
+    ink = _page(_crop(pen(x, h)), rng, (0.5, 1.5))
+    lines = _ruled(ink.shape, rng, int(h * rng.uniform(0.3, 0.6)), vertical=True)
+    paper = _paint(lines * rng.uniform(0.4, 0.9), WHITE, [(0.55, 0.7, 0.9), (0.6, 0.6, 0.6)][int(rng.integers(2))])
+    return _encode(_noise(_paint(ink, paper, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def shadow(x, rng):
+    """A photo with a strong lighting gradient and the soft-edged shadow of a hand or phone over part of the page."""
+    ink = _page(_crop(pen(x, _height(rng))), rng, (0.5, 1.5))
+    rgb = _lighting(_paint(ink, WHITE, _pen_colour(rng)), rng, rng.uniform(0.2, 0.5))
+    h, w = ink.shape
+    yy, xx = np.mgrid[:h, :w]
+    a = rng.uniform(0, 2 * np.pi)
+    side = (np.cos(a) * (xx - w / 2) + np.sin(a) * (yy - h / 2)) / max(h, w) - rng.uniform(-0.3, 0.3)
+    soft = 1 / (1 + np.exp(-side / rng.uniform(0.01, 0.05)))  # the shadow's edge: 1-5% of the page wide
+    return _encode(_noise(rgb * (1 - rng.uniform(0.3, 0.55) * soft)[..., None], rng), "PNG", "RGB")
+
+
+def jpeg(x, rng):
+    """A JPEG saved at low quality (5-30): blocks and ringing around the strokes."""
+    ink = _page(_crop(pen(x, _height(rng, 40, 150))), rng)
+    rgb = _noise(_lighting(_paint(ink, WHITE, _pen_colour(rng)), rng, 0.15), rng, 0.02)
+    return _encode(rgb, "JPEG", "RGB", quality=int(rng.integers(5, 31)))
+
+
+def blur(x, rng):
+    """Out of focus: a Gaussian blur of 2-6% of the character's height."""
+    h = _height(rng)
+    ink = _page(_crop(pen(x, h)), rng)
+    ink = ndi.gaussian_filter(ink, rng.uniform(0.02, 0.06) * h)
+    return _encode(_noise(_paint(ink, WHITE, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def rotated(x, rng):
+    """A photo taken at an angle: rotated up to 15 degrees and seen in perspective."""
+    ink = _page(_crop(pen(x, _height(rng))), rng, (0.6, 1.5))
+    h, w = ink.shape
+    im = Image.fromarray(ink, "F").rotate(rng.uniform(-15, 15), Image.BICUBIC, expand=True)
+    w2, h2 = im.size
+    d = 0.12 * min(w2, h2)  # each corner moved by up to 12% of the side
+    quad = [c + rng.uniform(-d, d) for xy in ((0, 0), (0, h2), (w2, h2), (w2, 0)) for c in xy]
+    im = im.transform((w2, h2), Image.QUAD, quad, Image.BICUBIC)
+    rgb = _paint(np.clip(np.asarray(im, np.float32), 0, 1), WHITE, _pen_colour(rng))
+    return _encode(_noise(_lighting(rgb, rng, 0.2), rng, 0.02), "JPEG", "RGB", quality=90)
+
+
+def boxed(x, rng):
+    """A digit written in a printed form's box."""
+    digit = _page(_crop(pen(x, _height(rng, 50, 150))), rng, (0.2, 0.8))
+    width, outside = int(rng.integers(1, 4)), int(rng.integers(3, 30))
+    box = np.pad(np.pad(np.zeros_like(digit), width, constant_values=1), outside)
+    digit = np.pad(digit, width + outside)
+    rgb = _paint(digit, _paint(box, WHITE, BLACK), _pen_colour(rng))
+    return _encode(_noise(rgb, rng, 0.02), "PNG", "RGB")
+
+
+def axes(x, rng):
+    """A screenshot of a plot: the digit drawn inside a plot's axes, with tick marks."""
+    h = _height(rng, 50, 120)
+    ink = _page(_crop(pen(x, h)), rng, (0.4, 1.2))
+    pad = int(rng.integers(12, 30))
+    page = np.zeros((ink.shape[0] + 2 * pad, ink.shape[1] + 2 * pad), np.float32)
+    page[pad:-pad, pad:-pad] = ink
+    im = Image.new("L", page.shape[::-1], 0)
+    d = ImageDraw.Draw(im)
+    x0, y1 = pad - 4, page.shape[0] - pad + 4  # the axes' corner, bottom left
+    d.line([(x0, pad // 2), (x0, y1), (page.shape[1] - pad // 2, y1)], fill=255, width=int(rng.integers(1, 3)))
+    step = int(rng.integers(10, 25))
+    for t in range(x0, page.shape[1] - pad // 2, step):
+        d.line([(t, y1), (t, y1 + 5)], fill=255)
+    for t in range(y1, pad // 2, -step):
+        d.line([(x0 - 5, t), (x0, t)], fill=255)
+    frame = np.asarray(im, np.float32) / 255
+    rgb = _paint(frame, (1, 1, 1), (0.2, 0.2, 0.2))
+    return _encode(_paint(page, rgb, [(0.12, 0.47, 0.71), (0, 0, 0), (0.84, 0.15, 0.16)][int(rng.integers(3))]),
+                   "PNG", "RGB")
+
+
+def transparent(x, rng):
+    """A drawing app's export: strokes on a transparent canvas (black or white strokes, anti-aliased alpha)."""
+    ink = _page(_crop(pen(x, _height(rng))), rng)
+    value = 0 if rng.random() < 0.5 else 255
+    rgba = np.dstack([np.full(ink.shape, value, np.uint8)] * 3 + [(ink * 255).round().astype(np.uint8)])
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def paint(x, rng):
+    """Drawn with the mouse in a paint program: hard-edged (aliased) strokes, saved as a PNG or BMP."""
+    ink = _page(_crop(pen(x, _height(rng, 100, 300))), rng, (0.2, 1.0)) > 0.5
+    rgb = _paint(ink.astype(np.float32), (1, 1, 1), (0, 0, 0))
+    return _encode(rgb, ["PNG", "BMP"][int(rng.integers(2))], "RGB")
+
+
+def photo(x, rng):
+    """A phone photo of paper: grain, uneven light, slight blur and perspective, JPEG."""
+    h = _height(rng, 80, 250)
+    ink = _page(_crop(pen(x, h)), rng, (0.5, 2.0))
+    ink = ndi.gaussian_filter(ink, rng.uniform(0.3, 1.5))
+    grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
+    rgb = _paint(ink, np.asarray((0.85, 0.83, 0.78)) + grain, _pen_colour(rng))
+    rgb = _noise(_lighting(rgb, rng, rng.uniform(0.1, 0.4)), rng, 0.03)
+    return _encode(rgb, "JPEG", "RGB", quality=int(rng.integers(40, 90)))
+
+
+def _european(x, rng, label):
+    """A 1 with a flag and a foot, or a 7 with a bar across its stem, drawn in the digit's own stroke width."""
+    h = 28 * 6
+    ink = pen(x, h)
+    inside = ink > 0.5
+    rows = np.flatnonzero(inside.any(1))
+    top, bottom = rows[0], rows[-1]
+    width = max(2.0, 2 * float(ndi.distance_transform_edt(inside).max()) * 0.8)
+    im = Image.fromarray((ink * 255).astype(np.uint8), "L")
+    d = ImageDraw.Draw(im)
+
+    def centre(row):
+        cols = np.flatnonzero(inside[row])
+        return float(cols.mean())
+
+    tall = bottom - top
+    if label == 1:  # a flag about a quarter of the height long, 35-55 degrees down to the left; mostly a foot
+        tx, dx = centre(top + 1), rng.uniform(0.18, 0.32) * tall
+        d.line([(tx, top + width / 2), (tx - dx, top + width / 2 + dx * rng.uniform(0.7, 1.4))],
+               fill=255, width=int(width))
+        if rng.random() < 0.7:
+            bx = centre(bottom - 1)
+            half = rng.uniform(0.15, 0.3) * tall
+            d.line([(bx - half, bottom - width / 2), (bx + half, bottom - width / 2)], fill=255, width=int(width))
+    else:
+        mid = top + int(rng.uniform(0.45, 0.6) * tall)
+        mx = centre(mid)
+        half = rng.uniform(0.15, 0.3) * tall
+        d.line([(mx - half, mid), (mx + half, mid)], fill=255, width=int(width))
+    ink = ndi.gaussian_filter(np.asarray(im, np.float32) / 255, 0.7)
+    return _page(_crop(ink), rng)
+
+
+def european(x, rng, label=None):
+    """Ones with a flag and foot, sevens with a crossed stem (as written in much of Europe); labels 1 and 7 only."""
+    ink = _european(x, rng, label)
+    return _encode(_noise(_paint(ink, WHITE, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+european.labels = (1, 7)
+
+
+# Kept aside while the preprocessing was developed, and measured once at the end (see the README).
+
+def pixelated(x, rng):
+    """A small 14-20 px image enlarged 3-8x without smoothing (a zoomed screenshot), saved as PNG."""
+    ink = _crop(x.astype(np.float32) / 255, 1)
+    f = int(rng.integers(14, 21)) / max(ink.shape)  # the longest side 14-20 px, the aspect ratio kept
+    small = _fit(ink, (max(1, round(ink.shape[0] * f)), max(1, round(ink.shape[1] * f))), Image.BOX)
+    big = np.kron(np.clip(small, 0, 1), np.ones((int(rng.integers(3, 9)),) * 2))
+    return _encode(np.repeat(1 - big[..., None], 3, 2))
+
+
+def pencil(x, rng):
+    """Light grey pencil on textured paper: low contrast, strokes of uneven darkness."""
+    ink = _page(_crop(pen(x, _height(rng, 80, 200))), rng)
+    texture = np.clip(0.55 + 0.25 * rng.normal(0, 1, ink.shape), 0.2, 1)
+    rgb = _paint(ink * texture, (0.93, 0.92, 0.88), (0.35, 0.35, 0.38))
+    return _encode(_noise(_lighting(rgb, rng, 0.15), rng, 0.02), "JPEG", "RGB", quality=85)
+
+
+def whiteboard(x, rng):
+    """A marker on a whiteboard photographed with a glare spot, JPEG."""
+    ink = _page(_crop(pen(x, _height(rng, 80, 200), "thick")), rng, (0.5, 2.0))
+    h, w = ink.shape
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    glare = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (0.3 * max(h, w)) ** 2))
+    rgb = _paint(ink, (0.8, 0.82, 0.83), _pen_colour(rng)) + 0.2 * glare[..., None] * (1 - ink[..., None])
+    return _encode(_noise(_lighting(rgb, rng, 0.3), rng, 0.02), "JPEG", "RGB", quality=70)
+
+
+def notebook(x, rng):
+    """A photo of a digit in a ruled notebook: blue lines and a red margin line, uneven light, JPEG."""
+    h = _height(rng, 70, 160)
+    ink = _page(_crop(pen(x, h)), rng, (1.0, 2.5))
+    lines = _ruled(ink.shape, rng, int(h * rng.uniform(0.5, 0.9)))
+    margin = np.zeros_like(lines)
+    col = int(rng.integers(0, max(1, ink.shape[1] // 4)))
+    margin[:, col:col + 2] = 1
+    paper = _paint(margin, _paint(lines * 0.8, (0.92, 0.92, 0.88), (0.5, 0.65, 0.85)), (0.85, 0.4, 0.4))
+    rgb = _lighting(_paint(ink, paper, _pen_colour(rng)), rng, rng.uniform(0.2, 0.4))
+    return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(50, 90)))
+
+
+KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
+                                 light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
+                                 rotated, boxed, axes, transparent, paint, photo, european)}
+HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook)}
+ALL_KINDS = {**KINDS, **HELD_OUT}
+
+
+def render(kind: str, x: np.ndarray, label: int, seed: int) -> bytes:
+    """One digit as one file of the given kind; the same (kind, digit, seed) gives the same bytes."""
+    f = ALL_KINDS[kind]
+    rng = np.random.default_rng([seed, sum(map(ord, kind))])
+    return f(x, rng, label) if kind == "european" else f(x, rng)

@@ -1,0 +1,55 @@
+"""The users'-images benchmark's drawings: every kind makes a readable file, the same one each time."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, pen, render
+
+
+def seven() -> np.ndarray:
+    """A 28x28 white-on-black "7", MNIST-like (a bar and a stem, anti-aliased)."""
+    im = Image.new("L", (112, 112), 0)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(im).line([(28, 28), (84, 28), (48, 96)], fill=255, width=10, joint="curve")
+    return np.asarray(im.resize((28, 28), Image.BOX))
+
+
+@pytest.mark.parametrize("kind", list(ALL_KINDS))
+def test_each_kind_is_a_decodable_file_and_the_same_each_time(kind):
+    x = seven()
+    data = render(kind, x, 7, seed=3)
+    assert data == render(kind, x, 7, seed=3)
+    if not kind.startswith("png28"):  # the MNIST digit as it is: nothing drawn at random
+        assert len({render(kind, x, 7, seed=s) for s in range(6)}) > 1
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    assert im.format in ("PNG", "JPEG", "BMP") and max(im.size) >= 8
+    g = np.asarray(im.convert("L"), np.float32)
+    if im.mode != "RGBA":  # the ink is there: the image is not one shade
+        assert np.ptp(g) > 60
+
+
+def test_small_scans_are_their_size_and_tight_crops_have_almost_no_margin():
+    x = seven()
+    for n in (8, 12, 16, 20):
+        im = Image.open(io.BytesIO(render(f"small{n}", x, 7, seed=0)))
+        assert n <= max(im.size) <= n + 2
+    g = np.asarray(Image.open(io.BytesIO(render("tight", x, 7, seed=0))).convert("L"))
+    dark = g < 128
+    rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
+    assert rows[0] <= 3 and cols[0] <= 3 and g.shape[0] - rows[-1] <= 4 and g.shape[1] - cols[-1] <= 4
+
+
+def test_pen_widths_differ_as_named():
+    x = seven()
+    ink = {w: pen(x, 280, w) for w in ("thin", "normal", "thick")}
+    assert ink["thin"].sum() < 0.5 * ink["normal"].sum() < ink["thick"].sum()
+    assert set(np.unique(ink["normal"] > 0.5)) == {False, True}
+
+
+def test_kinds_are_split_into_developed_and_held_out():
+    assert set(KINDS).isdisjoint(HELD_OUT) and {**KINDS, **HELD_OUT} == ALL_KINDS
+    assert len(KINDS) >= 20 and ALL_KINDS["european"].labels == (1, 7)
