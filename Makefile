@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The real MNIST files when they sit beside the repo (as on our CI machines), else data/ (downloaded).
 DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 
-.PHONY: install train test
+.PHONY: install train test gpu-check
 
 install: $(VENV)/.installed
 
@@ -19,3 +19,6 @@ train: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+gpu-check: install  # on a machine with a CUDA GPU: GPU tests, benchmarks, time to accuracy (about 5 minutes)
+	PY=$(PY) DATA=$(DATA) bash .ci/gpu-check

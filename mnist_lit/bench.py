@@ -6,7 +6,9 @@ MNISTDataModule and a Trainer from the Hydra config, default callbacks, logger a
 (b) a bare PyTorch loop over preloaded tensors (the floor) and (c) torchvision's per-sample pipeline
 (datasets.MNIST + ToTensor + Normalize in a DataLoader, as most templates do). Each measurement runs in a
 fresh process (its own peak memory); the three alternate, repeated, and the medians are reported. Then the
-default config trains until validation accuracy first reaches --target. Writes <out>/bench.json.
+default config trains until validation accuracy first reaches --target. --recipes fast,cnn_best runs whole
+experiments (--seeds of each): their time to 99% and 99.5%, test accuracy and FLOPs, against the machine's
+measured matmul peak. Writes <out>/bench.json.
 """
 import argparse
 import json
@@ -64,7 +66,7 @@ class Clock(L.Callback):
     """
 
     def __init__(self, target=None):
-        self.target, self.starts, self.cpu, self.reached = target, [], [], None
+        self.target, self.starts, self.cpu, self.reached, self.val_acc = target, [], [], None, []
         self.fit_started, self.train_images = None, None
 
     def on_fit_start(self, trainer, pl_module):
@@ -85,7 +87,10 @@ class Clock(L.Callback):
 
     def on_validation_end(self, trainer, pl_module):
         acc = trainer.callback_metrics.get("val/acc")
-        if self.target is None or trainer.sanity_checking or self.reached or acc is None:
+        if trainer.sanity_checking or acc is None:
+            return
+        self.val_acc.append(round(float(acc), 4))  # each epoch's: time to any accuracy, read off afterwards
+        if self.target is None or self.reached:
             return
         if float(acc) >= self.target:
             self.reached = {"time": time.time(), "epoch": trainer.current_epoch + 1, "val_acc": float(acc)}
@@ -100,6 +105,7 @@ class Clock(L.Callback):
     def metrics(self):
         diff = lambda t: [round(b - a, 4) for a, b in zip(t, t[1:])]  # noqa: E731
         return {"bench/epoch_seconds": diff(self.starts), "bench/epoch_cpu_seconds": diff(self.cpu),
+                "bench/val_acc_epochs": self.val_acc,
                 "bench/reached": self.reached, "bench/fit_started": self.fit_started,
                 "bench/train_images": self.train_images}
 
@@ -111,7 +117,8 @@ def run_real(overrides, run_dir, target=None):
         extra.append(f"+callbacks.bench_clock.target={target}")
     metrics = train(compose([*overrides, *extra]))
     out = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("bench/")}
-    return {**out, "val_acc": metrics["val/acc_best"]}
+    return {**out, "val_acc": metrics["val/acc_best"], "test_acc": metrics["test/acc"],
+            "train_seconds": metrics["train_seconds"]}
 
 
 def _loop(cfg, net, train_batches, val_batches, steps_per_epoch, device):
@@ -269,6 +276,56 @@ def machine():
     return info
 
 
+def matmul_peak(device) -> float:
+    """The machine's measured matrix-product rate in GFLOP/s (float32 on the CPU, bfloat16 on a GPU)."""
+    n, dtype = (4096, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    times = []
+    for _ in range(7):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) / 10)
+    return round(2 * n ** 3 / statistics.median(times[2:]) / 1e9, 1)  # the first two warm up
+
+
+def train_flops(cfg) -> int:
+    """Floating-point operations to train on one image: the forward pass's, times 3 (backward: about twice)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build(OmegaConf.to_container(cfg.model, resolve=True)).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.zeros(1, *cfg.data.shape))
+    return 3 * counter.get_total_flops()
+
+
+def time_to(run, target):
+    """Seconds of training until the validation accuracy first reached target (None if it never did)."""
+    for i, acc in enumerate(run["val_acc_epochs"]):
+        if acc >= target:
+            return round(sum(run["epoch_seconds"][:i + 1]), 2)
+    return None
+
+
+def recipe_report(name, runs, cfg, peak):
+    """One recipe's figures over its seeds."""
+    mean_sd = lambda v: (round(statistics.mean(v), 5), round(statistics.stdev(v), 5) if len(v) > 1 else 0.0)  # noqa: E731
+    flops = train_flops(cfg)
+    per_run = flops * runs[0]["train_images"] * cfg.epochs
+    seconds = [r["train_seconds"] for r in runs]
+    return {"experiment": name, "seeds": len(runs), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "test_acc": mean_sd([r["test_acc"] for r in runs]), "train_seconds": mean_sd(seconds),
+            "seconds_to": {str(t): [time_to(r, t) for r in runs] for t in (0.99, 0.995)},
+            "train_flops_per_image": flops, "train_flops_per_run": per_run,
+            "fraction_of_matmul_peak": round(per_run / statistics.mean(seconds) / (peak * 1e9), 4),
+            "runs": runs}
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m mnist_lit.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,15 +343,25 @@ def parse(argv=None):
                    help="validation accuracy to reach with the default config (0: skip)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads in each measurement (default: torch's, one per core); 1 on a busy machine")
-    p.add_argument("--pipelines", default="real,bare,torchvision", help="which to run (default: all three)")
+    p.add_argument("--pipelines", default="real,bare,torchvision",
+                   help="which to run (default: all three; none: only --recipes)")
+    p.add_argument("--recipes", default="", help="experiments to run whole, e.g. fast,cnn_best: time to 99%% "
+                   "and 99.5%%, test accuracy, FLOPs")
+    p.add_argument("--seeds", type=int, default=1, help="seeds of each recipe (default 1)")
     p.add_argument("--out", default=None, help="output folder (default outputs/bench/<date>/<time>)")
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.repeats < 1:
-        p.error("--epochs and --repeats must be at least 1")
-    args.pipelines = [s.strip() for s in args.pipelines.split(",") if s.strip()]
+    if args.epochs < 1 or args.repeats < 1 or args.seeds < 1:
+        p.error("--epochs, --repeats and --seeds must be at least 1")
+    names = lambda v: [s.strip() for s in v.split(",") if s.strip() and s.strip() != "none"]  # noqa: E731
+    args.pipelines, args.recipes = names(args.pipelines), names(args.recipes)
     unknown = [s for s in args.pipelines if s not in PIPELINES]
-    if unknown or not args.pipelines:
-        p.error(f"unknown pipeline {', '.join(unknown) or '(none)'}: use some of {','.join(PIPELINES)}")
+    if unknown:
+        p.error(f"unknown pipeline {', '.join(unknown)}: use some of {','.join(PIPELINES)}")
+    if not (args.pipelines or args.recipes):
+        p.error("nothing to run: name some --pipelines, or --recipes (e.g. --recipes fast)")
+    missing = [r for r in args.recipes if not (CONF / "experiment" / f"{r}.yaml").is_file()]
+    if missing:
+        p.error(f"unknown recipe {', '.join(missing)}: use experiments from conf/experiment/, e.g. fast,cnn_best")
     return args
 
 
@@ -347,6 +414,20 @@ def format_report(report) -> str:
         what = (f"{t['seconds']:.1f} s from the start of train() (epoch {t['epoch']}, val acc {t['val_acc']:.4f})"
                 if t["reached"] else f"not reached in {len(t['epoch_seconds'])} epochs")
         lines.append(f"time to {t['target']:.0%} validation accuracy, default config: {what}")
+    if report["recipes"]:
+        bare = report["pipelines"].get("bare", {}).get("epoch_seconds")
+        rows = []
+        for r in report["recipes"].values():
+            (acc, acc_sd), (secs, _) = r["test_acc"], r["train_seconds"]
+            to = lambda t: ", ".join("-" if v is None else f"{v:.1f}" for v in r["seconds_to"][t])  # noqa: E731
+            rows.append([r["experiment"], f"{100 * acc:.2f} +- {100 * acc_sd:.2f} ({r['seeds']})", f"{secs:.1f}",
+                         f"{secs / bare:.1f}x" if bare else "-", to("0.99"), to("0.995"),
+                         f"{r['train_flops_per_image'] / 1e6:.1f}", f"{r['train_flops_per_run'] / 1e12:.2f}",
+                         f"{100 * r['fraction_of_matmul_peak']:.1f}%"])
+        lines += ["", table(rows, ["recipe", "test % (seeds)", "train s", "/ (b) epoch", "s to 99% val",
+                                   "s to 99.5% val", "MFLOP/image", "TFLOP/run", "of peak"])]
+        lines.append(f"matmul peak {report['machine']['matmul_peak_gflops']:,.0f} GFLOP/s "
+                     f"({report['machine']['matmul_dtype']}); {report['machine'].get('gpu') or report['machine']['cpu']}")
     la = report["load_average"]
     lines.append(f"load average (1 min) {la['start'][0]:.1f} at start, {la['end'][0]:.1f} at end, "
                  f"on {report['machine']['cores']} cores")
@@ -372,7 +453,7 @@ def main(argv=None):
           f"trainer={args.accelerator}; load average {load_start[0]:.1f} on {os.cpu_count()} cores; {out}", flush=True)
 
     results = {name: [] for name in args.pipelines}
-    for r in range(args.repeats):
+    for r in range(args.repeats if args.pipelines else 0):
         # Rotate the order each repeat: no pipeline always goes first, or always runs after the same one.
         k = r % len(args.pipelines)
         for name in args.pipelines[k:] + args.pipelines[:k]:
@@ -382,7 +463,7 @@ def main(argv=None):
             results[name].append(res)
             print(f"  {PIPELINES[name]}: {statistics.median(res['epoch_seconds']):.2f} s/epoch "
                   f"(repeat {r + 1}/{args.repeats})", flush=True)
-    n_train = next(iter(results.values()))[0]["train_images"]
+    n_train = next(iter(results.values()))[0]["train_images"] if results else None
     summary, ratios = summarise(results, n_train)
 
     target = None
@@ -395,6 +476,17 @@ def main(argv=None):
                   "seconds_in_fit": round(hit["time"] - res["fit_started"], 2) if hit else None,
                   "epoch": hit["epoch"] if hit else None, "val_acc": round(hit["val_acc"], 4) if hit else None,
                   "epoch_seconds": res["epoch_seconds"], "peak_rss_mb": res["peak_rss_mb"]}
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    peak = matmul_peak(device)
+    recipes = {}
+    for name in args.recipes:
+        runs = []
+        for seed in range(args.seeds):
+            print(f"  experiment={name} seed={seed}: the whole recipe ...", flush=True)
+            res = spawn("real", [*common, f"experiment={name}", f"seed={seed}"], work, f"{name}-{seed}", args.threads)
+            runs.append({k: res[k] for k in ("train_seconds", "test_acc", "val_acc", "epoch_seconds",
+                                             "val_acc_epochs", "train_images")})
+        recipes[name] = recipe_report(name, runs, compose([*common, f"experiment={name}"]), peak)
     for run in work.iterdir():  # checkpoints and logs of the real path: not results
         if run.is_dir():
             shutil.rmtree(run)
@@ -402,7 +494,8 @@ def main(argv=None):
     report = {
         "command": " ".join(["python -m mnist_lit.bench", *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": {**machine(), "torch_threads": args.threads or torch.get_num_threads()},
+        "machine": {**machine(), "torch_threads": args.threads or torch.get_num_threads(),
+                    "matmul_peak_gflops": peak, "matmul_dtype": "bfloat16" if device.type == "cuda" else "float32"},
         "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
         "setup": {"model": OmegaConf.to_container(cfg.model, resolve=True), "batch_size": cfg.batch_size,
                   "train_images": n_train, "epochs": args.epochs, "repeats": args.repeats,
@@ -410,6 +503,7 @@ def main(argv=None):
         "pipelines": summary,
         "ratios": ratios,
         "time_to_target": target,
+        "recipes": recipes,
     }
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + format_report(report) + f"\nwrote {out / 'bench.json'}")

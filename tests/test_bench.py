@@ -69,3 +69,34 @@ def test_compile_callback_compiles_the_network_and_keeps_its_state_dict_keys():
     Compile(backend=backend).setup(None, model, "fit")
     assert model.net(torch.rand(4, 1, 28, 28)).shape == (4, 10)
     assert graphs and list(model.state_dict()) == keys  # checkpoints of a compiled run load into a plain model
+
+
+def test_recipes_report_accuracy_time_to_accuracy_and_flops(tiny_root, tmp_path, capsys):
+    out = tmp_path / "bench"
+    report = bench.main(["--data-root", str(tiny_root), "--pipelines", "bare", "--repeats", "1", "--target", "0",
+                         "--recipes", "fast", "--seeds", "2", "--out", str(out), "data.val_size=100"])
+    saved = json.loads((out / "bench.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    r = saved["recipes"]["fast"]
+    assert (r["seeds"], r["epochs"], r["batch_size"], len(r["runs"])) == (2, 2, 256, 2)
+    accs = [run["test_acc"] for run in r["runs"]]
+    assert r["test_acc"][0] == pytest.approx(sum(accs) / 2, abs=1e-5)
+    for run in r["runs"]:
+        assert len(run["epoch_seconds"]) == len(run["val_acc_epochs"]) == 2 and run["train_images"] == 500
+        # Time to an accuracy: the epochs' seconds up to the first that reached it.
+        first = next((i for i, a in enumerate(run["val_acc_epochs"]) if a >= 0.5), None)
+        assert bench.time_to(run, 0.5) == (None if first is None else round(sum(run["epoch_seconds"][:first + 1]), 2))
+    # fast's multiply-adds by hand: 5x5 stem to 14x14x32, 3x3 convs at 7x7 (32->64) and 3x3 (64->128), linear.
+    macs = 14 * 14 * 25 * 32 + 7 * 7 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 128 + 128 * 10
+    assert r["train_flops_per_image"] == 3 * 2 * macs and r["train_flops_per_run"] == 3 * 2 * macs * 500 * 2
+    assert saved["machine"]["matmul_peak_gflops"] > 0 and saved["machine"]["matmul_dtype"] == "float32"
+    assert "fast" in capsys.readouterr().out
+
+
+def test_pipelines_none_needs_recipes(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--pipelines", "none"])
+    assert "nothing to run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--recipes", "fastest"])
+    assert "unknown recipe fastest" in capsys.readouterr().err

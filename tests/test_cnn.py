@@ -56,3 +56,37 @@ def test_cnn_learns_a_small_problem():
         opt.step()
     net.eval()
     assert (net(x).argmax(1) == y).float().mean() == 1.0
+
+
+def test_experiment_fast_builds_a_cnn_that_never_works_at_full_resolution():
+    cfg = compose_train(["experiment=fast"])
+    assert (cfg.epochs, cfg.batch_size, cfg.data.augment) == (2, 256, "none")
+    net = build(dict(cfg.model))
+    sizes = []
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)):
+            m.register_forward_hook(lambda m, i, o: sizes.append((type(m).__name__, o.shape[-1])))
+    assert net(torch.rand(2, *cfg.data.shape)).shape == (2, 10)
+    # A 5x5 stride-2 stem (28 -> 14), each conv pooled before its BatchNorm: BatchNorm sees 7, 3 and 1 px.
+    assert sizes == [("Conv2d", 14), ("BatchNorm2d", 7), ("Conv2d", 7), ("BatchNorm2d", 3), ("Conv2d", 3),
+                     ("BatchNorm2d", 1)]
+    assert net.layers[1].kernel_size == (5, 5) and net.layers[1].stride == (2, 2)
+    assert net.layers[-1].in_features == 128
+
+
+def test_pool_first_computes_what_pooling_after_relu_computes():
+    # Max-pool commutes with a per-channel increasing map (BatchNorm with a positive scale, then ReLU).
+    torch.manual_seed(0)
+    late = CNN(channels=(4, 8), convs_per_block=2).eval()
+    early = CNN(channels=(4, 8), convs_per_block=2, pool_first=True).eval()
+    for m in late.modules():
+        if isinstance(m, nn.BatchNorm2d):  # non-trivial statistics, positive scales
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 2)
+    pairs = [(a, b) for t in (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+             for a, b in zip(*[[m for m in n.modules() if isinstance(m, t)] for n in (late, early)])]
+    for a, b in pairs:
+        b.load_state_dict(a.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(late(x), early(x), atol=1e-5)
