@@ -57,6 +57,51 @@ def _run_info(ckpt: Path) -> dict:
     return info
 
 
+def model_kind(path) -> str:
+    """What a model file holds, by its contents: 'onnx', 'torchscript' or 'checkpoint'; ModelError for anything else."""
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        best = next((str(c) for c in (path / "checkpoints" / "best.ckpt", path / "best.ckpt") if c.is_file()), None)
+        raise ModelError(f"{path} is a folder, not a model: pass a file in it" + (f", e.g. {best}" if best else
+                         ": a .ckpt written by mnist_lit.train (<run>/checkpoints/best.ckpt) or an exported model"))
+    if not path.is_file():
+        return "onnx" if path.suffix.lower() == ".onnx" else (
+            "torchscript" if path.suffix.lower() in (".pt", ".ts", ".torchscript") else "checkpoint")  # "not found"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except PermissionError:
+        raise ModelError(f"{path}: permission denied: make the file readable (chmod +r) or copy it") from None
+    if not head:
+        raise ModelError(f"{path} is empty (0 bytes): an interrupted copy or save? Copy or export it again")
+    if zipfile.is_zipfile(path):  # torch.save's files and TorchScript's are both zip archives
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return "torchscript"
+        return "checkpoint"
+    if head[:1] == b"\x80":  # a pickle: torch.save's legacy format
+        return "checkpoint"
+    if head[:1] == b"\x08" and b"\x12" in head[2:8]:  # protobuf: ir_version, then producer_name (ONNX's ModelProto)
+        return "onnx"
+    image = next((k for k, sig in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
+    if image:
+        raise ModelError(f"{path} is a {image} image, not a model: pass it as an image to read, and the model with "
+                         f"--ckpt (or none, for the shipped reader)")
+    try:
+        head.decode("utf-8")
+        what = "a text file"
+    except UnicodeDecodeError:
+        what = "neither a checkpoint nor an exported model"
+    raise ModelError(f"{path} is {what}, not a model: pass a .ckpt written by mnist_lit.train or a model written "
+                     f"by mnist_lit.export")
+
+
+IMAGE_SIGNATURES = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "GIF": b"GIF8", "BMP": b"BM", "WebP": b"RIFF"}
+
+
 def load_checkpoint(path):
     """A checkpoint of mnist_lit.train -> (its network in eval mode, {'classes', 'model', 'net', 'framing', 'dataset',
     'test_acc'})."""
@@ -65,12 +110,19 @@ def load_checkpoint(path):
     from mnist_lit.models import build
 
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise ModelError(f"checkpoint {path} not found: pass a .ckpt written by mnist_lit.train, "
                          f"e.g. outputs/<date>/<time>/checkpoints/best.ckpt")
+    kind = model_kind(path)
+    if kind != "checkpoint":
+        raise ModelError(f"{path} is an exported {kind} model, not a checkpoint: pass the .ckpt written by "
+                         f"mnist_lit.train (predict, eval and serve read exported models too)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e):  # pickled objects: never loaded, they can run code
+            raise ModelError(f"{path} holds pickled Python objects (a whole nn.Module?), which mnist_lit never "
+                             f"loads: use a .ckpt written by mnist_lit.train or mnist_lit.export --format ckpt") from None
         raise ModelError(f"{path} is not a checkpoint torch can load ({_why(e)}): pass a .ckpt written "
                          f"by mnist_lit.train, or an exported .onnx / TorchScript .pt file") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
@@ -100,12 +152,12 @@ class Reader:
 
     @classmethod
     def load(cls, path=DEFAULT_MODEL) -> "Reader":
-        """A Lightning checkpoint (.ckpt), an ONNX file (.onnx) or a TorchScript file (.pt/.ts), by its suffix;
-        without one, the reader shipped with mnist_lit."""
-        suffix = Path(path).suffix.lower()
-        if suffix == ".onnx":
+        """A Lightning checkpoint, an ONNX file or a TorchScript file, told apart by their contents (whatever the
+        name); without a path, the reader shipped with mnist_lit."""
+        kind = model_kind(path)
+        if kind == "onnx":
             return cls.from_onnx(path)
-        if suffix in (".pt", ".ts", ".torchscript"):
+        if kind == "torchscript":
             return cls.from_torchscript(path)
         return cls.from_checkpoint(path)
 
@@ -141,14 +193,22 @@ class Reader:
         meta = session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise ModelError(f"{path} has no class names in its metadata: export it with python -m mnist_lit.export")
-        name = session.get_inputs()[0].name
+        (inp,), out = session.get_inputs(), session.get_outputs()
+        classes = json.loads(meta["classes"])
+        fits = lambda shape, want: len(shape) == len(want) and all(  # noqa: E731
+            not isinstance(a, int) or a == b for a, b in zip(shape, want))  # symbolic sizes (batch) fit anything
+        if not (fits(inp.shape, ["N", 1, 28, 28]) and len(out) == 1 and fits(out[0].shape, ["N", len(classes)])):
+            raise ModelError(f"{path} takes {inp.shape} and gives {[o.shape for o in out]}, but a reader takes "
+                             f"(N, 1, 28, 28) images and gives (N, {len(classes)}) logits for its {len(classes)} "
+                             f"classes: export it with python -m mnist_lit.export")
+        name = inp.name
 
         def logits(x):
             return session.run(None, {name: x})[0]
 
         info = {k: json.loads(meta[k]) for k in ("model", "dataset", "test_acc") if k in meta}
         framing = json.loads(meta.get("framing", '"mnist"'))
-        return cls(logits, json.loads(meta["classes"]), {"model": None, "dataset": None, "test_acc": None, **info},
+        return cls(logits, classes, {"model": None, "dataset": None, "test_acc": None, **info},
                    framing)
 
     @classmethod

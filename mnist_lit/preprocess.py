@@ -29,6 +29,10 @@ MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 
 SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# The formats decoded (by content, whatever the name): no other of Pillow's decoders (EPS runs Ghostscript).
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+MAX_SIDE = 2 * WORK_SIDE[1]  # larger images are reduced while decoding: reading never uses more pixels
+MAX_PIECES = 150  # a row of characters has fewer separate pieces of ink (preprocess_multi)
 
 
 class ReadError(ValueError):
@@ -37,32 +41,57 @@ class ReadError(ValueError):
 
 def load_gray(image) -> np.ndarray:
     """A path, bytes, open file, PIL image or 2-d array -> float32 gray in [0, 1]; transparent pixels are paper."""
+    return read_gray(image)[0]
+
+
+def read_gray(image) -> tuple[np.ndarray, float]:
+    """load_gray's array, and how many of the input's pixels make one of its pixels (1 unless over MAX_SIDE)."""
     if isinstance(image, np.ndarray):
         a = np.asarray(image, dtype=np.float32)
         if a.ndim != 2 or not a.size:
             raise ReadError(f"expected a 2-d gray image array, got shape {a.shape}")
-        return a / 255 if a.max() > 1 else a
+        return (a / 255 if a.max() > 1 else a), 1.0
     if isinstance(image, Image.Image):
-        im, name = image, "the image"
+        name, source = "the image", None
+    elif isinstance(image, (bytes, bytearray)):
+        name, source = "the image", io.BytesIO(image)
+    elif hasattr(image, "read"):  # an open file
+        name, source = str(getattr(image, "name", "the image")), image
+    elif isinstance(image, (str, Path)):
+        name, source = str(image), Path(image)
     else:
-        if isinstance(image, (bytes, bytearray)):
-            name, source = "the image", io.BytesIO(image)
-        elif hasattr(image, "read"):  # an open file
-            name, source = str(getattr(image, "name", "the image")), image
-        elif isinstance(image, (str, Path)):
-            name, source = str(image), Path(image)
-        else:
-            raise ReadError(f"cannot read a {type(image).__name__}: pass a path, bytes, a PIL image or a 2-d array")
-        try:
-            im = Image.open(source)
-            im.load()  # decode now, so a truncated file fails here
-        except FileNotFoundError:
-            raise ReadError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise ReadError(f"{name} is a folder, not an image") from None
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
-            why = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else f"unreadable ({e})"
-            raise ReadError(f"{name} is {why}: use a PNG, JPEG, BMP, GIF or WebP file".replace("\n", " ")) from None
+        raise ReadError(f"cannot read a {type(image).__name__}: pass a path, bytes, a PIL image or a 2-d array")
+    if (isinstance(source, Path) and source.is_file() and source.stat().st_size == 0) or image == b"":
+        raise ReadError(f"{name} is empty (0 bytes): an interrupted download or copy? Save or copy it again")
+    try:
+        im = image if source is None else Image.open(source, formats=FORMATS)
+        width = im.width
+        k = -(-max(im.size) // MAX_SIDE)
+        if k > 1 and im.format == "JPEG":
+            im.draft(im.mode, (im.width // k, im.height // k))  # decodes at 1/2, 1/4 or 1/8 of the size
+        im.load()  # decode now, so a truncated file fails here
+        k = -(-max(im.size) // MAX_SIDE)
+        if k > 1:  # a box filter: each pixel the mean of k x k, the full-size image never held as floats
+            wide = {"P": "RGBA", "PA": "RGBA", "1": "L"}.get(im.mode, "I" if im.mode.startswith("I;") else im.mode)
+            im = im.convert(wide).reduce(k) if wide != im.mode else im.reduce(k)
+    except FileNotFoundError:
+        raise ReadError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ReadError(f"{name} is a folder, not an image") from None
+    except PermissionError:
+        raise ReadError(f"{name}: permission denied: make the file readable (chmod +r) or copy it") from None
+    except Image.DecompressionBombError as e:
+        raise ReadError(f"{name} is too large to decode safely ({e}): scale it down first".replace("\n", " ")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise ReadError(f"{name} is not an image in a format read here (PNG, JPEG, BMP, GIF, WebP): "
+                            f"convert it to PNG") from None
+        raise ReadError(f"{name} is unreadable ({e}): use a PNG, JPEG, BMP, GIF or WebP file".replace("\n", " ")) from None
+    return _gray(im, name), width / max(im.width, 1)
+
+
+def _gray(im: Image.Image, name: str) -> np.ndarray:
+    """A decoded image -> float32 gray in [0, 1], ink in the channel where it stands out; transparency is paper."""
     im = ImageOps.exif_transpose(im)  # phone photos store their rotation in EXIF
     if im.width * im.height == 0:
         raise ReadError(f"{name} is empty (0 pixels)")
@@ -398,12 +427,12 @@ def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarra
     characters are tall is split where the fewest ink pixels cross its columns (characters that touch).
     """
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n > MAX_PIECES:  # merging is quadratic in the pieces: refuse a texture, a grid or noise at once
+        raise ReadError(f"the image holds {n} separate pieces of ink, more than a row of characters has (at most "
+                        f"{MAX_PIECES}): crop it to one row of characters on plain paper")
     groups = [[i + 1] for i in range(n)]
     boxes = [[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in ndi.find_objects(labels)]  # x0 y0 x1 y1
     height = float(np.percentile([b[3] - b[1] for b in boxes], 75))  # the row's character height
-
-    def column_overlap(a, b):
-        return max(0, min(a[2], b[2]) - max(a[0], b[0])) / max(1, min(a[2] - a[0], b[2] - b[0]))
 
     def gap(a, b):
         dx, dy = max(0, a[0] - b[2], b[0] - a[2]), max(0, a[1] - b[3], b[1] - a[3])
@@ -415,10 +444,13 @@ def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarra
         boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
 
     def next_pair():
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                if column_overlap(boxes[i], boxes[j]) >= 0.5:
-                    return i, j
+        # The first pair (in order) sharing at least half the columns of the narrower: all pairs at once.
+        x0, x1 = (np.array([b[k] for b in boxes], np.float64) for k in (0, 2))
+        shared = np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0)
+        narrower = np.maximum(1, np.minimum((x1 - x0)[:, None], x1 - x0))
+        pairs = np.argwhere(np.triu(shared / narrower >= 0.5, 1))
+        if len(pairs):
+            return int(pairs[0][0]), int(pairs[0][1])
         # The shortest fragment joins its nearest neighbour, if that is close.
         short = [i for i in range(len(groups)) if boxes[i][3] - boxes[i][1] < 0.6 * height]
         if len(groups) > 1 and short:
@@ -431,9 +463,13 @@ def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarra
     while (pair := next_pair()) is not None:
         merge(*pair)
 
+    group_of = np.zeros(n + 1, np.int32)  # each label's group, numbered from 1 (0: paper)
+    for g, members in enumerate(groups):
+        group_of[members] = g + 1
+    grouped = group_of[labels]
     chars = []
     for i in sorted(range(len(groups)), key=lambda k: boxes[k][0]):
-        chars += _split(np.isin(labels, groups[i]), height)
+        chars += _split(grouped == i + 1, height)
     return [(_bbox(m), m) for m in chars]
 
 
@@ -464,9 +500,10 @@ def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
 
 def preprocess_multi(image, framing: str = "mnist") -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Any image of a row of characters -> [((x0, y0, x1, y1) in the input's pixels, 28x28 array)], left to right."""
-    ink, scale, noise = ink_map(load_gray(image))
+    gray, factor = read_gray(image)
+    ink, scale, noise = ink_map(gray)
     out = []
     for (x0, y0, x1, y1), m in segment(ink_mask(ink, noise)):
-        box = tuple(int(round(v / scale)) for v in (x0, y0, x1, y1))
+        box = tuple(int(round(v / scale * factor)) for v in (x0, y0, x1, y1))
         out.append((box, render(m, framing, ink, scale)))
     return out

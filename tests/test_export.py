@@ -109,7 +109,49 @@ def test_export_refuses_to_overwrite_and_bad_checkpoints_are_one_line(tiny_check
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     assert main(["--ckpt", str(tmp_path / "junk.ckpt"), "--out", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "not a checkpoint" in err and len(err.splitlines()) == 1
-    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    assert err.startswith("error:") and "text file, not a model" in err and len(err.splitlines()) == 1
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07\x12\x07pytorch junk")  # looks like ONNX, is not
     with pytest.raises(ValueError, match="not an ONNX model"):
         Reader.load(tmp_path / "junk.onnx")
+
+
+def test_models_are_told_apart_by_their_contents_and_other_files_named(cnn_checkpoint, tmp_path):
+    for fmt in ("onnx", "torchscript"):
+        assert main(["--ckpt", str(cnn_checkpoint), "--format", fmt, "--out", str(tmp_path / f"m.{fmt}")]) == 0
+    want = Reader.load(cnn_checkpoint)._logits(batch())
+    # Exported models read whatever their names say (a renamed download, a .ckpt that is really ONNX).
+    for fmt in ("onnx", "torchscript"):
+        misnamed = tmp_path / f"{fmt}.ckpt"
+        misnamed.write_bytes((tmp_path / f"m.{fmt}").read_bytes())
+        assert np.allclose(Reader.load(misnamed)._logits(batch()), want, atol=1e-4)
+        with pytest.raises(ValueError, match=f"exported {fmt} model, not a checkpoint"):
+            load_checkpoint(misnamed)  # export and eval need the training checkpoint itself
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.ckpt").write_bytes(cnn_checkpoint.read_bytes())
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "notes.ckpt").write_text("my notes")
+    (tmp_path / "digit.ckpt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.ckpt")  # a pickled nn.Module: never unpickled
+    for path, words in ((run, f"a folder, not a model: pass a file in it, e.g. {run}/checkpoints/best.ckpt"),
+                        (tmp_path / "empty.ckpt", "empty (0 bytes)"), (tmp_path / "notes.ckpt", "a text file"),
+                        (tmp_path / "digit.ckpt", "a PNG image, not a model"),
+                        (tmp_path / "module.ckpt", "pickled Python objects")):
+        with pytest.raises(ValueError) as e:
+            Reader.load(path)
+        message = str(e.value)
+        assert words in message and "\n" not in message and "weights_only" not in message, message
+
+
+def test_an_onnx_model_of_the_wrong_shape_is_one_line(cnn_checkpoint, tmp_path):
+    import onnx
+
+    assert main(["--ckpt", str(cnn_checkpoint), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    model = onnx.load(tmp_path / "m.onnx")
+    for prop in model.metadata_props:  # 26 class names for a network with 10 outputs
+        if prop.key == "classes":
+            prop.value = json.dumps(list("abcdefghijklmnopqrstuvwxyz"))
+    onnx.save(model, tmp_path / "wrong.onnx")
+    with pytest.raises(ValueError, match=r"gives \(N, 26\) logits") as e:
+        Reader.load(tmp_path / "wrong.onnx")
+    assert "\n" not in str(e.value)

@@ -72,7 +72,7 @@ def test_bad_input_raises_read_error(reader):
 def test_a_foreign_or_corrupt_checkpoint_is_one_line(tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"garbage")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
-    for path, words in ((tmp_path / "junk.ckpt", "not a checkpoint"), (tmp_path / "other.ckpt", "not a mnist_lit"),
+    for path, words in ((tmp_path / "junk.ckpt", "not a model"), (tmp_path / "other.ckpt", "not a mnist_lit"),
                         (tmp_path / "missing.ckpt", "not found")):
         with pytest.raises(ModelError) as e:
             Reader.from_checkpoint(path)

@@ -1,13 +1,15 @@
 """Preprocessing: images of every kind come out as MNIST-style 28x28 characters; segmentation of rows."""
 import io
+import re
+import time
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from mnist_lit.preprocess import (BOX, CENTRE, SIZE, STROKE_RANGE, FINE, ReadError, ink_map, ink_mask, load_gray,
-                                  preprocess, preprocess_multi, segment, stroke_width)
+from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError, ink_map,
+                                  ink_mask, load_gray, preprocess, preprocess_multi, read_gray, segment, stroke_width)
 
 # A "2" and a "7" as pen strokes in a 0..1 box.
 TWO = [(.15, .25), (.4, .02), (.75, .08), (.8, .35), (.5, .65), (.12, .97), (.9, .95)]
@@ -208,3 +210,64 @@ def test_broken_strokes_are_merged_and_touching_characters_split():
     mask = ink_mask(ink, noise)
     assert ndi.label(mask)[1] < 3  # the test really has touching characters
     assert len(segment(mask)) == 3
+
+
+def test_a_huge_image_is_reduced_while_decoding_and_read_as_the_small_one(tmp_path):
+    im = row([[SEVEN], [TWO], [SEVEN]])  # 510 x 260
+    small = preprocess_multi(im)
+    big = im.resize((im.width * 9, im.height * 9), Image.NEAREST)  # 4590 x 2340: reduced by 3 while decoding
+    gray, factor = read_gray(big)
+    assert max(gray.shape) <= MAX_SIDE and factor == pytest.approx(big.width / gray.shape[1])
+    found = preprocess_multi(big)
+    assert len(found) == 3
+    for (box, img), (small_box, small_img) in zip(found, small):
+        assert np.allclose(box, np.array(small_box) * 9, atol=30)  # boxes in the input's own pixels
+        assert close(img, small_img, 0.05)
+    path = tmp_path / "big.jpg"
+    big.convert("RGB").save(path, quality=90)  # a JPEG decodes at a reduced scale directly
+    assert close(preprocess(path), preprocess(im), 0.05)
+
+
+@pytest.mark.parametrize("fmt, words", [("TIFF", "not an image in a format read here"),
+                                        ("PPM", "not an image in a format read here"),
+                                        ("EMPTY", "empty (0 bytes)")])
+def test_only_the_documented_formats_are_decoded(tmp_path, fmt, words):
+    path = tmp_path / "digit.png"  # the name says PNG; the contents decide
+    if fmt == "EMPTY":
+        path.write_bytes(b"")
+    else:
+        draw([TWO]).save(path, fmt)
+    for image in (path, path.read_bytes()):
+        with pytest.raises(ReadError, match=re.escape(words)):
+            preprocess(image)
+
+
+def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    path = tmp_path / "digit.png"
+    draw([TWO]).save(path)
+
+    def denied(*args, **kwargs):  # what opening a file without read permission raises (root may read anything)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(ReadError, match="digit.png: permission denied"):
+        preprocess(path)
+
+
+def test_a_texture_of_many_pieces_is_refused_at_once_in_a_row():
+    k = int(MAX_PIECES ** 0.5) + 2  # a k x k grid of small squares: more pieces than a row of characters has
+    a = np.full((k * 12 + 8, k * 12 + 8), 255, np.uint8)
+    for i in range(k):
+        for j in range(k):
+            a[4 + 12 * i:8 + 12 * i, 4 + 12 * j:8 + 12 * j] = 0
+    with pytest.raises(ReadError, match=f"{k * k} separate pieces of ink"):
+        preprocess_multi(a)
+    # Just under the limit, the worst case for merging (every piece a fragment beside a stroke) stays quick.
+    n = MAX_PIECES // 2
+    m = np.zeros((60, n * 16 + 10), bool)
+    for i in range(n):
+        m[10:50, 5 + 16 * i:9 + 16 * i] = True  # a stroke
+        m[30:34, 12 + 16 * i:15 + 16 * i] = True  # a fragment beside it
+    start = time.process_time()
+    assert len(segment(m)) == n
+    assert time.process_time() - start < 2.0

@@ -2,8 +2,10 @@
 import functools
 import io
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -132,6 +134,19 @@ def test_multi_reads_a_row_of_characters(client, reader):
         assert got["text"] == label * 3
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (its data is a few bytes): a decompression bomb's header."""
+    data, _ = digit_png()
+    ihdr = b"IHDR" + struct.pack(">II", width, height) + data[24:29]
+    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
+
+
+def other_format(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), "white").save(buf, fmt)
+    return buf.getvalue()
+
+
 def corrupt_png() -> bytes:
     data, _ = digit_png()
     return data[: len(data) // 2]  # a real header, then nothing
@@ -148,7 +163,15 @@ BAD = [
     ("too big", dict(content=b"\x89PNG" + bytes(600_000), headers={"content-type": "image/png"}), 413, "MB"),
     ("too big, streamed", dict(content=iter([bytes(100_000)] * 6), headers={"content-type": "image/png"}),
      413, "MB"),
-    ("not an image", dict(content=os.urandom(2000), headers={"content-type": "image/png"}), 422, ""),
+    ("not an image", dict(content=os.urandom(2000), headers={"content-type": "image/png"}), 415, "not a png"),
+    # Only the documented formats are decoded, whatever the Content-Type says.
+    ("TIFF sent as PNG", dict(content=other_format("TIFF"), headers={"content-type": "image/png"}), 415, "webp"),
+    ("PPM", dict(content=other_format("PPM"), headers={"content-type": "image/png"}), 415, "not a png"),
+    ("EPS", dict(content=b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", headers={"content-type": "image/png"}),
+     415, "not a png"),
+    ("TIFF in a form", dict(files={"image": ("d.tif", other_format("TIFF"), "application/octet-stream")}), 415, ""),
+    ("over Pillow's bomb limit", dict(content=png_claiming(20_000, 10_000), headers={"content-type": "image/png"}),
+     413, "megapixels"),
     ("corrupt", dict(content=corrupt_png(), headers={"content-type": "image/png"}), 422, ""),
     ("blank paper", dict(content=png(Image.new("L", (200, 200), 255)), headers={"content-type": "image/png"}),
      422, ""),
@@ -219,7 +242,7 @@ def test_the_server_reads_without_lightning_and_a_bad_checkpoint_is_one_line(ckp
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr  # inference never imports training
     assert "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'junk.ckpt'} is not a checkpoint")
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'junk.ckpt'} is a text file, not a model")
 
 
 def test_serve_starts_with_the_shipped_reader_when_given_no_checkpoint():
@@ -240,3 +263,106 @@ def test_serve_starts_with_the_shipped_reader_when_given_no_checkpoint():
         p.kill()
         p.wait(timeout=30)
     assert answer["label"] == (label or answer["label"]) and len(answer["image"]) == 28
+
+
+def test_a_huge_image_within_the_limit_is_read_at_the_resolution_reading_needs(client, reader):
+    data, label = digit_png(scale=8)  # 224 x 224: the same digit at 27x its size is 6048 x 6048 (36.6 MP)
+    big = Image.open(io.BytesIO(data)).resize((6048, 6048), Image.NEAREST)
+    r = client.post("/api/predict", content=png(big), headers={"content-type": "image/png"})
+    assert r.status_code == 200 and r.json()["label"] == reader.read(data)["label"]
+
+
+def test_the_server_answers_only_its_own_host_names_and_same_site_uploads(reader):
+    from fastapi.testclient import TestClient
+
+    from mnist_lit.serve import allowed_hosts, create_app
+
+    assert allowed_hosts("127.0.0.1", None) == {"127.0.0.1", "localhost", "::1"}
+    assert allowed_hosts("0.0.0.0", None) is None and allowed_hosts("0.0.0.0", ["box.lan"]) == {"0.0.0.0", "box.lan"}
+    body = dict(content=digit_png()[0], headers={"content-type": "image/png"})
+    with TestClient(create_app(reader, allowed_hosts=allowed_hosts("127.0.0.1", None)),
+                    base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/").status_code == 200 and c.head("/").status_code == 200
+        assert c.post("/api/predict", **body).status_code == 200
+        same = c.post("/api/predict", content=body["content"],
+                      headers={**body["headers"], "origin": "http://127.0.0.1:8000"})
+        assert same.status_code == 200
+        # DNS rebinding: a page at attacker.example whose name now points at 127.0.0.1.
+        r = c.get("/api/info", headers={"host": "attacker.example:8000"})
+        assert r.status_code == 400 and "--allowed-host attacker.example" in r.json()["error"]
+        # A form posted from another site's page: the browser sends that page's origin.
+        r = c.post("/api/predict", content=body["content"], headers={**body["headers"], "origin": "https://evil.example"})
+        assert r.status_code == 403 and "evil.example" in r.json()["error"]
+    with TestClient(create_app(reader, allowed_hosts=allowed_hosts("::1", None)), base_url="http://[::1]:8000") as c:
+        assert c.get("/api/info").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_bad_upload_limit_is_one_line(value, capsys):
+    from mnist_lit.serve import main
+
+    with pytest.raises(SystemExit):
+        main(["--max-upload-mb", value])
+    assert "--max-upload-mb must be" in capsys.readouterr().err
+
+
+def grid_png(k: int) -> bytes:
+    """k x k small black squares on white: k*k separate pieces of ink."""
+    a = np.full((k * 12 + 8, k * 12 + 8), 255, np.uint8)
+    for i in range(k):
+        for j in range(k):
+            a[4 + 12 * i:8 + 12 * i, 4 + 12 * j:8 + 12 * j] = 0
+    return png(Image.fromarray(a))
+
+
+def test_hostile_uploads_do_not_stall_the_server_or_its_memory():
+    """A bounded load test on loopback: hostile uploads, back to back, while a user's requests are timed."""
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    huge = np.full((6600, 6000), 255, np.uint8)
+    huge[2000:4600, 2800:3300] = 0
+    hostile = [("/api/predict?multi=true", grid_png(40)), ("/api/predict", grid_png(40)),
+               ("/api/predict", png(Image.fromarray(huge))), ("/api/predict", other_format("TIFF")),
+               ("/api/predict", png_claiming(20_000, 10_000)), ("/api/predict?multi=true", png(Image.fromarray(huge)))]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "mnist_lit.serve", "--port", "0"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def post(path, data):
+        request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "image/png"})
+        start = time.perf_counter()
+        try:
+            status = urllib.request.urlopen(request, timeout=60).status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        return status, time.perf_counter() - start
+
+    try:
+        url = p.stdout.readline().split("open ")[1].split()[0]
+        post("/api/predict", digit_png()[0])  # warm
+        hostile_times, normal_times, done = [], [], threading.Event()
+
+        def attack():
+            while not done.is_set():
+                for path, data in hostile:
+                    hostile_times.append((path, *post(path, data)))
+
+        attacker = threading.Thread(target=attack)
+        attacker.start()
+        for _ in range(12):
+            normal_times.append(post("/api/predict", digit_png()[0]))
+            time.sleep(0.1)
+        done.set()
+        attacker.join(timeout=120)
+        peak_mb = int(next(line.split()[1] for line in open(f"/proc/{p.pid}/status") if line.startswith("VmHWM"))) / 1024
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    assert all(status == 200 for status, _ in normal_times)
+    assert max(t for _, t in normal_times) < 1.0, normal_times
+    assert len(hostile_times) >= len(hostile) and max(t for *_, t in hostile_times) < 2.0, hostile_times
+    assert {s for _, s, _ in hostile_times} <= {200, 413, 415, 422}
+    assert peak_mb < 1024, peak_mb
