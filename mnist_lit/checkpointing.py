@@ -49,13 +49,15 @@ class RNGState(Callback):
             torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
-def check_compatible(ckpt_path: Path, net: dict, classes: list):
-    """Raises CheckpointError unless ckpt_path is a readable checkpoint of the same network and classes."""
+def check_compatible(ckpt_path: Path, net: dict, classes: list) -> int | None:
+    """Raises CheckpointError unless ckpt_path is a readable checkpoint of the same network and classes; returns the
+    epochs it has trained."""
     if not ckpt_path.is_file():
         raise CheckpointError(f"checkpoint {ckpt_path} not found: pass ckpt_path=<run>/checkpoints/last.ckpt "
                               f"or resume=<run folder> of an existing run")
     try:
-        hp = torch.load(ckpt_path, map_location="cpu", weights_only=True)["hyper_parameters"]
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        hp = ckpt["hyper_parameters"]
     except Exception as e:
         raise CheckpointError(f"{ckpt_path} is not a readable mnist_lit checkpoint ({type(e).__name__}): "
                               f"use another checkpoint, e.g. <run>/checkpoints/best.ckpt") from None
@@ -66,3 +68,5 @@ def check_compatible(ckpt_path: Path, net: dict, classes: list):
         diff = sorted(k for k in {*net, *hp.get("net", {})} if net.get(k) != hp.get("net", {}).get(k))
         raise CheckpointError(f"{ckpt_path} holds a different network (model.{', model.'.join(diff)} differ): "
                               f"pass the model overrides of that run, or resume=<run folder> to reuse its config")
+    progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
+    return progress.get("processed")

@@ -190,10 +190,11 @@ class MNISTDataModule(L.LightningDataModule):
     def _loader(self, split, batch_size, shuffle=False):
         x, y = self.splits[split]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        if batch_size % world:
+        if shuffle and batch_size % world:  # training: every process takes an equal share of the batch
             raise DataError(f"batch_size={batch_size} does not divide over {world} processes: "
                             f"use a multiple of {world}")
-        return TensorLoader(x, y, batch_size // world, shuffle, self.seed, rank, world,
+        # Evaluation batches only set how many images go through at once: any size divides well enough.
+        return TensorLoader(x, y, -(-batch_size // world), shuffle, self.seed, rank, world,
                             epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
 
     def train_dataloader(self):

@@ -92,19 +92,36 @@ class LitClassifier(L.LightningModule):
     def on_test_epoch_end(self):
         self._log_epoch("test/acc", self.test_acc)
 
+    def _schedule(self, opt, steps):
+        if self.hparams.schedule == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr, total_steps=steps)
+        if self.hparams.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return None
+
     def configure_optimizers(self):
         h = self.hparams
         # AdamW with weight_decay=0 is exactly the tutorial's Adam. fused: one pass over each weight tensor (CPU and GPU)
         # instead of a dozen; on the CPU the unfused update took 40% of the MLP's training step.
         opt = torch.optim.AdamW(self.parameters(), lr=h.lr, weight_decay=h.weight_decay, fused=True)
-        steps = self.trainer.estimated_stepping_batches
-        if h.schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h.lr, total_steps=steps)
-        elif h.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        else:
+        sched = self._schedule(opt, self.trainer.estimated_stepping_batches)
+        if sched is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self):
+        # A run resumed with more epochs: the checkpoint's schedule ends at the old total (one-cycle would fail past
+        # it), so the same schedule is laid over the new total and continues from the step reached.
+        config = (self.trainer.lr_scheduler_configs or [None])[0]
+        steps = self.trainer.estimated_stepping_batches
+        old = config and (getattr(config.scheduler, "total_steps", None) or getattr(config.scheduler, "T_max", None))
+        if config is None or old in (None, steps):
+            return
+        opt = config.scheduler.optimizer
+        sched = self._schedule(opt, steps)  # sets each group's lr and initial_lr for step 0
+        sched.last_epoch = self.global_step - 1
+        sched.step()  # the lr for the step reached, on the new schedule
+        config.scheduler = sched
 
 
 class EMA(EMAWeightAveraging):

@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-SORT_KEY = "test/acc"
+SORT_KEY = "val/acc_best"  # model selection by validation: the test set only reports
 
 
 def status(job: Path, metrics: dict) -> str:
@@ -47,7 +47,7 @@ def summarize(sweep_dir: Path, sort_key: str = SORT_KEY) -> list[dict]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: writes the sweep's summary when a multirun ends (hparams_search=optuna sorts by val/acc_best)."""
+    """Hydra callback: writes the sweep's summary when a multirun ends."""
 
     def __init__(self, sort_key: str = SORT_KEY):
         self.sort_key = sort_key

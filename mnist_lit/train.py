@@ -1,7 +1,9 @@
 """Train and test a classifier: python -m mnist_lit.train [key=value ...] (Hydra overrides)."""
 import itertools
 import json
+import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -20,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit.checkpointing import AtomicCheckpointIO, CheckpointError, RNGState, check_compatible
 from mnist_lit.data import DataError
-from mnist_lit.module import LitClassifier
+from mnist_lit.module import SCHEDULES, LitClassifier
 
 
 class ConfigError(ValueError):
@@ -42,6 +45,10 @@ def new_run_dir(base: str) -> str:
                 break
             except FileExistsError:
                 continue
+            except OSError as e:  # inside Hydra's resolver: its report of this would be a page long
+                print(f"error: cannot create the run folder {path}: {e.strerror or e}: run from a folder you can "
+                      f"write to, or choose one with hydra.run.dir=DIR", file=sys.stderr)
+                sys.exit(1)
         _new_dirs[base] = str(path)
     return _new_dirs[base]
 
@@ -71,16 +78,37 @@ for _name, _resolver in (("new_dir", new_run_dir), ("run_folder", run_folder), (
 
 
 def check_config(cfg: DictConfig):
-    """Raises ConfigError for hyperparameters out of range, before anything is built."""
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    """Raises ConfigError for settings out of range, before anything is built."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
     checks = (("lr", lambda v: number(v) and v > 0, "a number > 0, e.g. lr=1e-3"),
-              ("batch_size", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-               "a whole number > 0, e.g. batch_size=128"),
+              ("batch_size", lambda v: whole(v) and v > 0, "a whole number > 0, e.g. batch_size=128"),
+              ("epochs", lambda v: whole(v) and v > 0, "a whole number > 0, e.g. epochs=10"),
+              ("seed", lambda v: whole(v) and 0 <= v < 2**32, "a whole number >= 0, e.g. seed=1"),
               ("dropout", lambda v: number(v) and 0 <= v < 1, "in [0, 1), e.g. dropout=0.2"),
-              ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0, e.g. weight_decay=1e-4"))
+              ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0, e.g. weight_decay=1e-4"),
+              ("label_smoothing", lambda v: number(v) and 0 <= v < 1, "in [0, 1), e.g. label_smoothing=0.1"),
+              ("schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"))
     for key, ok, want in checks:
         if not ok(cfg[key]):
             raise ConfigError(f"{key}={cfg[key]!r} is invalid: use {want}")
+    for key, example in (("hidden", "[512,256]"), ("channels", "[32,64,128]"), ("convs_per_block", "2"),
+                         ("stem_stride", "2")):
+        value = cfg.model.get(key)
+        sizes = list(value) if OmegaConf.is_list(value) else [value]
+        if value is not None and not (sizes and all(whole(v) and v > 0 for v in sizes)):
+            shown = f"[{','.join(map(str, sizes))}]" if OmegaConf.is_list(value) else repr(value)
+            raise ConfigError(f"model.{key}={shown} is invalid: use whole numbers > 0, e.g. model.{key}={example}")
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer=gpu but torch sees no CUDA GPU here: train on the CPU with trainer=cpu, or "
+                          "use trainer=auto to take a GPU when there is one")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps but this machine has no Apple GPU: use trainer=cpu")
+    devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1)
+    if whole(devices) and whole(nodes) and cfg.batch_size % (devices * nodes):
+        raise ConfigError(f"batch_size={cfg.batch_size} does not divide over {devices * nodes} processes "
+                          f"(trainer.devices x trainer.num_nodes): use a multiple of {devices * nodes}")
 
 
 def resumed_config(cfg: DictConfig) -> DictConfig:
@@ -113,11 +141,19 @@ def train(cfg: DictConfig) -> dict:
                           label_smoothing=cfg.label_smoothing, framing=datamodule.framing)
     ckpt_path = cfg.get("ckpt_path") or (cfg.get("resume") and f"{cfg.resume}/checkpoints/last.ckpt") or None
     if not ckpt_path and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        # A sweep job requeued by SLURM (timeout, preemption) gets its old folder back: continue from where it was.
+        # A sweep run again in its folder (hydra.sweep.dir=<sweep>), or a job requeued by SLURM: finished jobs are
+        # kept as they are, a job cut short continues from where it was.
+        if (run_dir / "metrics.json").is_file():
+            print(f"{run_dir} finished earlier: kept (delete its metrics.json to run it again)")
+            return json.loads((run_dir / "metrics.json").read_text())
         last = run_dir / "checkpoints" / "last.ckpt"
         ckpt_path = str(last) if last.is_file() else None
     if ckpt_path:
-        check_compatible(Path(ckpt_path), model.hparams.net, model.hparams.classes)
+        done = check_compatible(Path(ckpt_path), model.hparams.net, model.hparams.classes)
+        if isinstance(done, int) and done >= cfg.epochs and (Path(ckpt_path).parent.parent / "metrics.json").is_file():
+            raise ConfigError(f"{ckpt_path} has trained all of its {done} epoch(s) and epochs={cfg.epochs}: to train "
+                              f"it longer, resume with epochs={done + 1} or more (the schedule is stretched over the "
+                              f"new total); its test results are in its metrics.json")
     elif any((run_dir / "checkpoints").glob("*.ckpt")):  # e.g. hydra.run.dir= or run_dir= set to an old run
         raise ConfigError(f"{run_dir} already holds a run's checkpoints: continue it with resume={run_dir}, "
                           f"or choose another folder")
@@ -152,6 +188,12 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
+def drop_if_unused(run_dir: Path):
+    """Removes a new run's folder when the run stopped before writing anything but Hydra's config and log."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns validation accuracy, the objective of hparams_search=optuna (None when a sweep's job failed)."""
@@ -174,6 +216,8 @@ def main(cfg: DictConfig) -> float | None:
             (Path(cfg.run_dir) / "error.txt").write_text(message + "\n\n" + traceback.format_exc())
             print(f"error: {message}", file=sys.stderr)
             return None  # optuna records a failed trial (NaN would crash hydra-optuna-sweeper 1.2 with optuna 4)
+        if isinstance(e, USER_ERRORS) and resumed_folder(cfg.get("resume"), cfg.get("ckpt_path")) is None:
+            drop_if_unused(Path(cfg.run_dir))
         if isinstance(e, USER_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)

@@ -23,18 +23,19 @@ def start(args, **env):
 
 
 def test_command_line_errors_are_short_and_exit_non_zero(tiny_root, tmp_path):
-    run = f"hydra.run.dir={tmp_path / 'run'}"
-    cases = {  # started together: each fails before training
-        "unknown key": (start(["foo=1", run]), "Could not override 'foo'.", "To append to your config use +foo=1"),
-        "lr": (start([f"data.root={tiny_root}", "lr=0", run]), "error: lr=0 is invalid: use a number > 0, e.g. lr=1e-3",
+    runs = iter(range(10))
+    run = lambda: f"hydra.run.dir={tmp_path / f'run{next(runs)}'}"  # noqa: E731
+    cases = {  # started together, each in its own folder: each fails before training
+        "unknown key": (start(["foo=1", run()]), "Could not override 'foo'.", "To append to your config use +foo=1"),
+        "lr": (start([f"data.root={tiny_root}", "lr=0", run()]), "error: lr=0 is invalid: use a number > 0, e.g. lr=1e-3",
                None),
-        "resume": (start([f"resume={tmp_path / 'nothing'}", run]),
+        "resume": (start([f"resume={tmp_path / 'nothing'}", run()]),
                    f"error: resume={tmp_path / 'nothing'} is not a run folder (it has no .hydra/): pass a run's folder, "
                    f"e.g. resume=outputs/<date>/<time>", None),
-        "augment": (start([f"data.root={tiny_root}", "data.augment=flip", run]),  # raised inside instantiate()
+        "augment": (start([f"data.root={tiny_root}", "data.augment=flip", run()]),  # raised inside instantiate()
                     f"error: unknown data.augment='flip': use one of {', '.join(PRESETS)}, or settings such as "
                     "data.augment={translate:2,degrees:10}", None),
-        "full error": (start([f"data.root={tiny_root}", "lr=0", run], HYDRA_FULL_ERROR="1"), "Traceback", None),
+        "full error": (start([f"data.root={tiny_root}", "lr=0", run()], HYDRA_FULL_ERROR="1"), "Traceback", None),
     }
     for name, (proc, first, second) in cases.items():
         _, err = proc.communicate(timeout=120)
@@ -48,6 +49,7 @@ def test_command_line_errors_are_short_and_exit_non_zero(tiny_root, tmp_path):
             assert lines == [first], (name, err)
         else:  # Hydra's own: the problem, then the fix, in a few lines
             assert lines[:2] == [first, second], (name, err)
+    assert sorted(tmp_path.glob("run*")) == []  # no empty run folder left for TensorBoard to list
 
 
 def test_unknown_config_option_names_the_options():
@@ -62,6 +64,21 @@ def test_unknown_config_option_names_the_options():
     ("batch_size=1.5", "batch_size=1.5 is invalid: use a whole number > 0"),
     ("dropout=1.0", "dropout=1.0 is invalid: use in [0, 1), e.g. dropout=0.2"),
     ("dropout=-0.1", "dropout=-0.1 is invalid: use in [0, 1)"),
+    ("lr=inf", "lr=inf is invalid: use a number > 0"),
+    ("epochs=0", "epochs=0 is invalid: use a whole number > 0, e.g. epochs=10"),
+    ("epochs=-1", "epochs=-1 is invalid"),
+    ("epochs=1.5", "epochs=1.5 is invalid"),
+    ("epochs=abc", "epochs='abc' is invalid"),
+    ("seed=-1", "seed=-1 is invalid: use a whole number >= 0, e.g. seed=1"),
+    ("seed=abc", "seed='abc' is invalid"),
+    ("label_smoothing=2", "label_smoothing=2 is invalid: use in [0, 1), e.g. label_smoothing=0.1"),
+    ("schedule=foo", "schedule='foo' is invalid: use one of none, onecycle, cosine"),
+    ("model.hidden=[0]", "model.hidden=[0] is invalid: use whole numbers > 0, e.g. model.hidden=[512,256]"),
+    ("model.hidden=[-5]", "model.hidden=[-5] is invalid"),
+    ("trainer.devices=3", "batch_size=256 does not divide over 3 processes (trainer.devices x trainer.num_nodes): "
+                          "use a multiple of 3"),
+    pytest.param("trainer=gpu", "trainer=gpu but torch sees no CUDA GPU here: train on the CPU with trainer=cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_out_of_range_hyperparameters(override, message, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -120,3 +137,39 @@ def test_diverging_loss_stops_naming_the_step_and_the_lr(tiny_root, tmp_path):
                                                  r"lower lr \(now lr=1e\+30\)") as e:
         fit(tmp_path, f"data.root={tiny_root}", "lr=1e30", "schedule=none", f"run_dir={tmp_path}")
     assert "\n" not in str(e.value)
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder_but_never_removes_the_users(tiny_root, tmp_path):
+    new, used = tmp_path / "new", tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    procs = [start([f"data.root={tiny_root}", "epochs=0", f"hydra.run.dir={d}"]) for d in (new, used)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and err.strip() == "error: epochs=0 is invalid: use a whole number > 0, e.g. epochs=10"
+    assert not new.exists()
+    assert (used / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line(monkeypatch, capsys):
+    from pathlib import Path
+
+    from mnist_lit.train import new_run_dir
+
+    def denied(self, *args, **kwargs):  # what mkdir raises in a read-only folder (root may write anywhere)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    with pytest.raises(SystemExit):
+        new_run_dir("outputs/read-only/x")
+    assert capsys.readouterr().err.strip() == ("error: cannot create the run folder outputs/read-only/x: Permission "
+                                               "denied: run from a folder you can write to, or choose one with "
+                                               "hydra.run.dir=DIR")
+
+
+def test_evaluation_runs_on_any_number_of_processes(tiny_root):
+    dm = MNISTDataModule(root=tiny_root, batch_size=51, eval_batch_size=1000, val_size=100)
+    dm.setup()
+    dm.trainer = type("ThreeProcesses", (), {"global_rank": 2, "world_size": 3, "current_epoch": 0})()
+    seen = [len(y) for _, y in dm.val_dataloader()]
+    assert sum(seen) == 33  # its third of the 99 images that divide evenly over 3

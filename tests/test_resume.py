@@ -124,3 +124,54 @@ def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeyp
     second = train_mod.new_run_dir(base)
     assert (first, second) == (base, base + "_1")
     assert train_mod.new_run_dir(base) == second  # asked again by Hydra: the same folder
+
+
+lrs = []
+
+
+class LR(Callback):
+    """Records the learning rate of each training step."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_resume_with_more_epochs_extends_the_run_and_its_schedule(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    base = [f"data.root={tiny_root}", "data.val_size=100", "batch_size=50", "lr=3e-3", *SMALL]
+    train(compose_train([*base, "epochs=1", f"run_dir={run}"]))  # 500 images: 10 steps an epoch
+    lrs.clear()
+    metrics = train(compose_train([*base, "epochs=3", f"resume={run}", f"run_dir={run}",
+                                   "+callbacks.lr._target_=tests.test_resume.LR"]))
+    assert metrics["epochs"] == 3 and len(lrs) == 20  # the two new epochs, continuing from step 10
+    # The one-cycle schedule laid over the 30 steps of the new total, from step 10 on.
+    opt = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=3e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=30)
+    want = []
+    for _ in range(30):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx(want[10:], rel=1e-6)
+    # A finished run with nothing to add says so, and keeps its results.
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(train_mod.ConfigError, match=r"has trained all of its 3 epoch\(s\) and epochs=3: to train it longer, "
+                                              r"resume with epochs=4 or more"):
+        train(compose_train([*base, "epochs=3", f"resume={run}", f"run_dir={run}"]))
+    assert (run / "metrics.json").read_text() == before
+
+
+def test_a_sweep_run_again_in_its_folder_keeps_finished_jobs_and_runs_the_rest(tiny_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "lr=3e-3,1e-3", f"data.root={tiny_root}", "data.val_size=100", "epochs=1", "batch_size=50",
+            f"hydra.sweep.dir={sweep}", *SMALL]
+    code, err = finish(cli(args))
+    assert code == 0, err
+    first = (sweep / "0" / "metrics.json").read_text()
+    (sweep / "1" / "metrics.json").unlink()  # job 1 as if it had been stopped after training, before its test
+    proc = cli(args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"{sweep / '0'} finished earlier: kept" in out and (sweep / "0" / "metrics.json").read_text() == first
+    assert (sweep / "1" / "metrics.json").is_file()
+    assert len((sweep / "summary.csv").read_text().splitlines()) == 3

@@ -51,7 +51,8 @@ def test_multirun_sweep_writes_a_summary_best_first(tiny_root, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = (sweep / "summary.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[0].startswith("run,overrides,status,test/acc")
-    accs = [float(line.split(",")[3]) for line in lines[1:]]
+    val = lines[0].split(",").index("val/acc_best")  # ranked by validation accuracy, never by test accuracy
+    accs = [float(line.split(",")[val]) for line in lines[1:]]
     assert accs == sorted(accs, reverse=True)
     assert "lr=" in (sweep / "summary.md").read_text()
     for job in ("0", "1"):
