@@ -40,8 +40,9 @@ class LitClassifier(L.LightningModule):
         acc.update(logits, y)
         if stage == "train":
             self.train_loss.update(loss.detach())  # the epoch mean of the batch losses
-            if self._logging_step():  # the step loss, when the logger writes it
+            if self._logging_step():  # the step loss and the scheduled learning rate, when the logger writes them
                 self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+                self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         else:  # averaged over DDP processes, once an epoch
             self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss, logits

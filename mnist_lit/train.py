@@ -72,7 +72,18 @@ def hydra_subdir(resume, ckpt_path) -> str:
     return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if resumed_folder(resume, ckpt_path) else ".hydra"
 
 
-for _name, _resolver in (("new_dir", new_run_dir), ("run_folder", run_folder), ("hydra_subdir", hydra_subdir)):
+def auto_accelerator() -> str:
+    """trainer=auto: cuda when torch sees a CUDA GPU, else cpu (Apple's GPU is trainer=mps, chosen by hand)."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def auto_precision() -> str:
+    """trainer=auto: bf16 mixed precision where the GPU has bf16 (Ampere and later), else float32."""
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+for _name, _resolver in (("new_dir", new_run_dir), ("run_folder", run_folder), ("hydra_subdir", hydra_subdir),
+                         ("auto_accelerator", auto_accelerator), ("auto_precision", auto_precision)):
     if not OmegaConf.has_resolver(f"mnist_lit.{_name}"):  # imported twice when run as `python -m mnist_lit.train`
         OmegaConf.register_new_resolver(f"mnist_lit.{_name}", _resolver, use_cache=True)
 
@@ -182,6 +193,9 @@ def train(cfg: DictConfig) -> dict:
     }
     for callback in callbacks:  # e.g. mnist_lit.report.TestReport's per-class table
         metrics.update(getattr(callback, "metrics", {}))
+    for logger in loggers:  # TensorBoard's HPARAMS tab: each run's settings beside its results, to compare a sweep
+        logger.log_hyperparams(hparams_of(cfg), {"hparam/val_acc_best": metrics["val/acc_best"],
+                                                 "hparam/test_acc": metrics["test/acc"]})
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -192,6 +206,14 @@ def drop_if_unused(run_dir: Path):
     """Removes a new run's folder when the run stopped before writing anything but Hydra's config and log."""
     if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def hparams_of(cfg: DictConfig) -> dict:
+    """The settings a sweep varies, flat: the top-level hyperparameters, the network's, the data and augmentation."""
+    keys = ("lr", "batch_size", "dropout", "epochs", "seed", "schedule", "weight_decay", "label_smoothing")
+    net = {f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
+           if k not in ("in_shape", "num_classes", "mean", "std", "dropout")}
+    return {**{k: cfg[k] for k in keys}, **net, "data": cfg.data.name, "data.augment": str(cfg.data.augment)}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -79,6 +79,8 @@ def test_unknown_config_option_names_the_options():
                           "use a multiple of 3"),
     pytest.param("trainer=gpu", "trainer=gpu but torch sees no CUDA GPU here: train on the CPU with trainer=cpu",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    pytest.param("trainer=mps", "trainer.accelerator=mps but this machine has no Apple GPU: use trainer=cpu",
+                 marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="an Apple GPU is here")),
 ])
 def test_out_of_range_hyperparameters(override, message, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(message)):

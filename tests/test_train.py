@@ -67,3 +67,36 @@ def test_missing_data_is_one_clear_line(tmp_path):
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("error: mnist not found in")
     assert "Traceback" not in r.stderr
+
+
+def test_the_default_trainer_takes_the_gpu_in_bf16_when_there_is_one(monkeypatch):
+    import mnist_lit.train  # noqa: F401  (registers the config's resolvers)
+
+    cfg = compose_train([])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.trainer.devices) == ("cpu", "32-true", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    cfg = compose_train([])
+    assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.trainer.devices) == ("gpu", "bf16-mixed", 1)
+
+
+def test_tensorboard_gets_hparams_with_results_and_the_learning_rate(tiny_root, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    train(compose_train([f"data.root={tiny_root}", "data.val_size=100", f"run_dir={run_dir}", "epochs=2",
+                         "batch_size=50", "trainer.log_every_n_steps=2", *FAST]))
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    lr = [e.value for e in events.Scalars("train/lr")]
+    assert len(lr) == 10 and max(lr) == pytest.approx(2e-3, rel=0.1) and lr[-1] < lr[len(lr) // 2]  # one cycle
+    assert {"hparam/val_acc_best", "hparam/test_acc", "train/loss_step"} <= set(events.Tags()["scalars"])
+    # The HPARAMS tab reads the hparams plugin's data: the settings and the two results.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["lr"].number_value == pytest.approx(2e-3) and session.hparams["data"].string_value == "mnist"
+    assert session.hparams["model.hidden"].string_value == "[1024, 512, 256]"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {"hparam/val_acc_best", "hparam/test_acc"}
