@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_lit.preprocess import IMAGE_SUFFIXES, ReadError, preprocess, preprocess_multi
+from mnist_lit.preprocess import IMAGE_SUFFIXES, ReadError, prepare, preprocess_multi
 
 __all__ = ["Reader", "ReadError", "ModelError", "DEFAULT_MODEL", "main"]
 
@@ -253,8 +253,13 @@ class Reader:
         return out
 
     def read(self, image, topk=3) -> dict:
-        """One character: {'label', 'confidence', 'top': [[label, prob], ...], 'image': the 28x28 input}."""
-        return self.classify([preprocess(image, self.framing)], topk)[0]
+        """One character: {'label', 'confidence', 'top': [[label, prob], ...], 'image': the 28x28 input}, and a 'hint'
+        when the image looks like several characters side by side."""
+        img, row = prepare(image, self.framing)
+        out = self.classify([img], topk)[0]
+        if row:
+            out["hint"] = "this looks like several characters side by side: read them all with --multi"
+        return out
 
     def read_multi(self, image, topk=3) -> dict:
         """A row of characters, left to right: {'text', 'chars': [read()'s dict plus 'box': [x0, y0, x1, y1]]}."""
@@ -302,7 +307,8 @@ def _line(path: str, result: dict, multi: bool) -> str:
         chars = ", ".join(f"{c['label']} {c['confidence']:.3f}" for c in result["chars"])
         return f"{path}: {result['text']}  ({chars})"
     others = ", ".join(f"{label} {p:.3f}" for label, p in result["top"][1:])
-    return f"{path}: {result['label']} {result['confidence']:.3f}" + (f"  (then {others})" if others else "")
+    hint = f"  [{result['hint']}]" if "hint" in result else ""
+    return f"{path}: {result['label']} {result['confidence']:.3f}" + (f"  (then {others})" if others else "") + hint
 
 
 def main(argv=None) -> int:

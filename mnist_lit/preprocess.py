@@ -28,6 +28,7 @@ WORK_SIDE = (256, 1024)  # images are resampled so their longest side lies in th
 MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 0..1 range)
 SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
+ROW_ASPECT = 1.3  # ink wider than this times its height, in several tall pieces, is a row (a hint to read it so)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # The formats decoded (by content, whatever the name): no other of Pillow's decoders (EPS runs Ghostscript).
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
@@ -415,8 +416,26 @@ def render(mask: np.ndarray, framing: str = "mnist", ink: np.ndarray | None = No
 
 def preprocess(image, framing: str = "mnist") -> np.ndarray:
     """Any image of one character -> the 28x28 float32 array in [0, 1] (white ink on black) the model reads."""
+    return prepare(image, framing)[0]
+
+
+def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:
+    """preprocess's array, and whether the ink looks like a row of characters (then preprocess_multi reads it)."""
     ink, scale, noise = ink_map(load_gray(image))
-    return render(ink_mask(ink, noise), framing, ink, scale)
+    mask = ink_mask(ink, noise)
+    return render(mask, framing, ink, scale), looks_like_a_row(mask)
+
+
+def looks_like_a_row(mask: np.ndarray) -> bool:
+    """Ink much wider than tall, in at least two pieces each most of its height: characters side by side."""
+    if not mask.any():
+        return False
+    x0, y0, x1, y1 = _bbox(mask)
+    if x1 - x0 < ROW_ASPECT * (y1 - y0):
+        return False
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    tall = [s for s in ndi.find_objects(labels) if s[0].stop - s[0].start >= 0.5 * (y1 - y0)]
+    return len(tall) >= 2
 
 
 def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

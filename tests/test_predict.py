@@ -181,3 +181,14 @@ def test_the_readme_examples_read_right(real_checkpoint):
     assert r.returncode == 0 and r.stdout.split()[1] == "3", r.stdout + r.stderr
     r = run_cli("--ckpt", real_checkpoint, "--multi", EXAMPLES / "year.png")
     assert r.returncode == 0 and r.stdout.split()[1] == "2025", r.stdout + r.stderr
+
+
+def test_a_row_read_as_one_character_hints_at_multi(reader, tmp_path, capsys):
+    assert "hint" not in reader.read(draw([TWO])) and "hint" not in reader.read(draw([SEVEN]))
+    image = row([[SEVEN], [TWO]])
+    assert "--multi" in reader.read(image)["hint"]
+    image.save(tmp_path / "two_digits.png")
+    main([str(tmp_path / "two_digits.png")])
+    assert "read them all with --multi" in capsys.readouterr().out
+    main(["--multi", str(tmp_path / "two_digits.png")])
+    assert "--multi" not in capsys.readouterr().out
