@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_lit.preprocess import IMAGE_SUFFIXES, ReadError, prepare, preprocess_multi
+from mnist_lit.preprocess import IMAGE_SUFFIXES, SIZE, ReadError, prepare, preprocess_multi
 
 __all__ = ["Reader", "ReadError", "ModelError", "DEFAULT_MODEL", "main"]
 
@@ -84,7 +84,7 @@ def model_kind(path) -> str:
         return "checkpoint"
     if head[:1] == b"\x80":  # a pickle: torch.save's legacy format
         return "checkpoint"
-    if head[:1] == b"\x08" and b"\x12" in head[2:8]:  # protobuf: ir_version, then producer_name (ONNX's ModelProto)
+    if head[:1] == b"\x08":  # protobuf field 1 as a varint: ONNX's ModelProto starts with its ir_version
         return "onnx"
     image = next((k for k, sig in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
     if image:
@@ -193,15 +193,16 @@ class Reader:
         meta = session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise ModelError(f"{path} has no class names in its metadata: export it with python -m mnist_lit.export")
-        (inp,), out = session.get_inputs(), session.get_outputs()
+        inputs, out = session.get_inputs(), session.get_outputs()
         classes = json.loads(meta["classes"])
         fits = lambda shape, want: len(shape) == len(want) and all(  # noqa: E731
             not isinstance(a, int) or a == b for a, b in zip(shape, want))  # symbolic sizes (batch) fit anything
-        if not (fits(inp.shape, ["N", 1, 28, 28]) and len(out) == 1 and fits(out[0].shape, ["N", len(classes)])):
-            raise ModelError(f"{path} takes {inp.shape} and gives {[o.shape for o in out]}, but a reader takes "
-                             f"(N, 1, 28, 28) images and gives (N, {len(classes)}) logits for its {len(classes)} "
-                             f"classes: export it with python -m mnist_lit.export")
-        name = inp.name
+        if not (len(inputs) == 1 and fits(inputs[0].shape, ["N", 1, SIZE, SIZE]) and len(out) == 1
+                and fits(out[0].shape, ["N", len(classes)])):
+            raise ModelError(f"{path} takes {[i.shape for i in inputs]} and gives {[o.shape for o in out]}, but a "
+                             f"reader takes (N, 1, {SIZE}, {SIZE}) images and gives (N, {len(classes)}) logits for "
+                             f"its {len(classes)} classes: export it with python -m mnist_lit.export")
+        name = inputs[0].name
 
         def logits(x):
             return session.run(None, {name: x})[0]

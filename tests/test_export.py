@@ -155,3 +155,19 @@ def test_an_onnx_model_of_the_wrong_shape_is_one_line(cnn_checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r"gives \(N, 26\) logits") as e:
         Reader.load(tmp_path / "wrong.onnx")
     assert "\n" not in str(e.value)
+
+
+def test_a_foreign_onnx_model_with_two_inputs_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 10]) for n in ("x", "y"))
+    out = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 10])
+    model = helper.make_model(helper.make_graph([helper.make_node("Add", ["x", "y"], ["z"])], "add", [x, y], [out]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"classes": json.dumps(list("0123456789"))})
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "two_inputs.onnx")
+    with pytest.raises(ValueError, match=r"takes \[\['N', 10\], \['N', 10\]\]") as e:
+        Reader.load(tmp_path / "two_inputs.onnx")
+    assert "\n" not in str(e.value)
