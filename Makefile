@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The real MNIST files when they sit beside the repo (as on our CI machines), else data/ (downloaded).
 DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 
-.PHONY: install train test gpu-check
+.PHONY: install train test test-fast gpu-check
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ train: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+test-fast: install  # the unit tests, under a minute: no subprocess, real-data or end-to-end runs
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 gpu-check: install  # on a machine with a CUDA GPU: GPU tests, benchmarks, time to accuracy (about 5 minutes)
 	PY=$(PY) DATA=$(DATA) bash .ci/gpu-check

@@ -29,8 +29,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from mnist_lit.data import TensorLoader
 from mnist_lit.models import build
-from mnist_lit.train import new_run_dir, train
+from mnist_lit.module import make_optimizer, make_schedule
+from mnist_lit.runs import new_run_dir
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PIPELINES = {
@@ -115,6 +117,8 @@ def run_real(overrides, run_dir, target=None):
     extra = [f"run_dir={run_dir}", "+callbacks.bench_clock._target_=mnist_lit.bench.Clock"]
     if target is not None:
         extra.append(f"+callbacks.bench_clock.target={target}")
+    from mnist_lit.train import train  # (a) is the entry point's own train()
+
     metrics = train(compose([*overrides, *extra]))
     out = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("bench/")}
     return {**out, "val_acc": metrics["val/acc_best"], "test_acc": metrics["test/acc"],
@@ -123,13 +127,9 @@ def run_real(overrides, run_dir, target=None):
 
 def _loop(cfg, net, train_batches, val_batches, steps_per_epoch, device):
     """Trains and validates cfg.epochs epochs like LitClassifier does; returns the per-epoch times."""
-    torch.manual_seed(cfg.seed)
     net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # as LitClassifier
-    steps = cfg.epochs * steps_per_epoch
-    sched = {"onecycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps),
-             "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
-             "none": lambda: None}[cfg.schedule]()
+    opt = make_optimizer(net.parameters(), cfg.lr, cfg.weight_decay)  # LitClassifier's optimizer and schedule
+    sched = make_schedule(opt, cfg.schedule, cfg.lr, cfg.epochs * steps_per_epoch)
     # What trainer.precision asks of Lightning: bf16-mixed is autocast to bfloat16.
     autocast = torch.autocast(device.type, torch.bfloat16, enabled="bf16" in str(cfg.trainer.precision))
     walls, cpus, acc = [], [], None
@@ -175,21 +175,17 @@ def run_bare(overrides):
     dm.prepare_data()
     dm.setup()
     (xt, yt), (xv, yv) = ((x.to(device), y.to(device)) for x, y in (dm.splits["train"], dm.splits["val"]))
-    bs, n = cfg.batch_size, len(xt)
-    as_float = lambda x: x.unsqueeze(1).float().div_(255)  # noqa: E731
 
-    def train_batches(epoch):
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + epoch)).to(device)
-        for i in range(0, n, bs):
-            j = perm[i:i + bs]
-            yield as_float(xt[j]), yt[j]
+    def train_batches(epoch):  # the real path's batches: the same order, conversion and augmentation
+        return (dm.inputs(b, epoch) for b in TensorLoader(xt, yt, cfg.batch_size, True, dm.seed, epoch=lambda: epoch))
 
     def val_batches():
-        for i in range(0, len(xv), dm.eval_batch_size):
-            yield as_float(xv[i:i + dm.eval_batch_size]), yv[i:i + dm.eval_batch_size]
+        return (dm.inputs(b) for b in TensorLoader(xv, yv, dm.eval_batch_size))
 
+    torch.manual_seed(cfg.seed)  # as train() seeds before building: the same initial weights
     net = _compiled(cfg, build(OmegaConf.to_container(cfg.model, resolve=True)))
-    return {**_loop(cfg, net, train_batches, val_batches, -(-n // bs), device), "train_images": n}
+    steps = len(TensorLoader(xt, yt, cfg.batch_size))
+    return {**_loop(cfg, net, train_batches, val_batches, steps, device), "train_images": len(xt)}
 
 
 def run_torchvision(overrides):
@@ -215,6 +211,7 @@ def run_torchvision(overrides):
     to = lambda loader: ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)  # noqa: E731
 
     # The same network, normalising nothing itself (mean 0, std 1): the transform has normalised already.
+    torch.manual_seed(cfg.seed)
     net = _compiled(cfg, build({**OmegaConf.to_container(cfg.model, resolve=True), "mean": 0.0, "std": 1.0}))
     times = _loop(cfg, net, lambda epoch: to(train_loader), lambda: to(val_loader), len(train_loader), device)
     return {**times, "train_images": len(train_set)}

@@ -164,8 +164,14 @@ class MNISTDataModule(L.LightningDataModule):
         return x, y - first  # classes numbered from 0
 
     def setup(self, stage=None):
-        if self.splits:
-            return
+        if not self.splits:
+            self._split()
+        if self.trainer is not None and self.device_resident:
+            # The dataset moves to the accelerator once; batches are then taken there.
+            device = self.trainer.strategy.root_device
+            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+
+    def _split(self):
         missing = self._missing()
         if missing:
             why = getattr(self, "_download_error", "download disabled (data.download=false)")
@@ -182,10 +188,6 @@ class MNISTDataModule(L.LightningDataModule):
         val, train = perm[:self.val_size], perm[self.val_size:]
         self.splits = {"train": (x[train], y[train]), "val": (x[val], y[val]),
                        "test": self._load(*self.spec.files[2:])}
-        if self.trainer is not None and self.device_resident:
-            # The dataset moves to the accelerator once; batches are then taken there.
-            device = self.trainer.strategy.root_device
-            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
 
     def _loader(self, split, batch_size, shuffle=False):
         x, y = self.splits[split]
@@ -211,8 +213,16 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader("test", self.eval_batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
+        if isinstance(batch, torch.Tensor):  # the model's example_input_array (the summary's FLOPs): already inputs
+            return batch
+        if self.trainer is not None and self.trainer.training:
+            return self.inputs(batch, self.trainer.current_epoch, self.trainer.global_rank)
+        return self.inputs(batch)
+
+    def inputs(self, batch, epoch=None, rank=0):
+        """A batch as the network takes it: floats in [0, 1], augmented when it is for training (epoch given)."""
         x, y = batch
         x = x.unsqueeze(1).float().div_(255)
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x = self.augment(x, self.trainer.current_epoch, self.trainer.global_rank, y, self.spec.classes)
+        if self.augment is not None and epoch is not None:
+            x = self.augment(x, epoch, rank, y, self.spec.classes)
         return x, y

@@ -40,6 +40,7 @@ class MLP(nn.Module):
     def __init__(self, in_shape=(1, 28, 28), num_classes=10, hidden=(1024, 512, 256),
                  dropout=0.5, mean=0.0, std=1.0):
         super().__init__()
+        self.in_shape = tuple(in_shape)  # what export and the model summary feed it
         layers = [Normalize(mean, std), nn.Flatten()]
         width = math.prod(in_shape)
         for h in hidden:
@@ -61,6 +62,7 @@ class CNN(nn.Module):
         # pool_first: each block max-pools right after its last convolution, before BatchNorm and ReLU (max-pool
         # commutes with ReLU), so they work on a quarter of the pixels: on the CPU most of a small CNN's time.
         super().__init__()
+        self.in_shape = tuple(in_shape)
         layers = [Normalize(mean, std)]
         width, (size_h, size_w) = in_shape[0], in_shape[1:]
         for i, c in enumerate(channels):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mnist_lit.checkpoint import ModelError, first_line, load_checkpoint, model_kind
 from mnist_lit.preprocess import IMAGE_SUFFIXES, SIZE, ReadError, prepare, preprocess_multi
 
 __all__ = ["Reader", "ReadError", "ModelError", "DEFAULT_MODEL", "main"]
@@ -22,123 +23,10 @@ __all__ = ["Reader", "ReadError", "ModelError", "DEFAULT_MODEL", "main"]
 DEFAULT_MODEL = Path(__file__).parent / "reader.ckpt"
 
 
-class ModelError(ReadError):
-    """The checkpoint or exported model cannot be used; the one-line message says why and what to do."""
-
-
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
-
-
-def _why(e: Exception) -> str:
-    """An exception's first line (at most 200 characters), or its type when it has no message."""
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
-def _run_info(ckpt: Path) -> dict:
-    """The dataset name and test accuracy of the run that wrote <run>/checkpoints/<name>.ckpt, when known."""
-    info = {"dataset": None, "test_acc": None}
-    if ckpt.resolve().parent.name != "checkpoints":  # copied elsewhere: nothing beside it describes its run
-        return info
-    run = ckpt.resolve().parent.parent
-    try:
-        info["test_acc"] = float(json.loads((run / "metrics.json").read_text())["test/acc"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        import yaml  # comes with Hydra; the run's composed config names the dataset
-
-        info["dataset"] = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["data"]["name"]
-    except Exception:  # no Hydra folder beside the checkpoint (copied elsewhere), or no yaml: unknown
-        pass
-    return info
-
-
-def model_kind(path) -> str:
-    """What a model file holds, by its contents: 'onnx', 'torchscript' or 'checkpoint'; ModelError for anything else."""
-    import zipfile
-
-    path = Path(path)
-    if path.is_dir():
-        best = next((str(c) for c in (path / "checkpoints" / "best.ckpt", path / "best.ckpt") if c.is_file()), None)
-        raise ModelError(f"{path} is a folder, not a model: pass a file in it" + (f", e.g. {best}" if best else
-                         ": a .ckpt written by mnist_lit.train (<run>/checkpoints/best.ckpt) or an exported model"))
-    if not path.is_file():
-        return "onnx" if path.suffix.lower() == ".onnx" else (
-            "torchscript" if path.suffix.lower() in (".pt", ".ts", ".torchscript") else "checkpoint")  # "not found"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except PermissionError:
-        raise ModelError(f"{path}: permission denied: make the file readable (chmod +r) or copy it") from None
-    if not head:
-        raise ModelError(f"{path} is empty (0 bytes): an interrupted copy or save? Copy or export it again")
-    if zipfile.is_zipfile(path):  # torch.save's files and TorchScript's are both zip archives
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            return "torchscript"
-        return "checkpoint"
-    if head[:1] == b"\x80":  # a pickle: torch.save's legacy format
-        return "checkpoint"
-    if head[:1] == b"\x08":  # protobuf field 1 as a varint: ONNX's ModelProto starts with its ir_version
-        return "onnx"
-    image = next((k for k, sig in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
-    if image:
-        raise ModelError(f"{path} is a {image} image, not a model: pass it as an image to read, and the model with "
-                         f"--ckpt (or none, for the shipped reader)")
-    try:
-        head.decode("utf-8")
-        what = "a text file"
-    except UnicodeDecodeError:
-        what = "neither a checkpoint nor an exported model"
-    raise ModelError(f"{path} is {what}, not a model: pass a .ckpt written by mnist_lit.train or a model written "
-                     f"by mnist_lit.export")
-
-
-IMAGE_SIGNATURES = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "GIF": b"GIF8", "BMP": b"BM", "WebP": b"RIFF"}
-
-
-def load_checkpoint(path):
-    """A checkpoint of mnist_lit.train -> (its network in eval mode, {'classes', 'model', 'net', 'framing', 'dataset',
-    'test_acc'})."""
-    import torch
-
-    from mnist_lit.models import build
-
-    path = Path(path)
-    if not path.is_file() and not path.is_dir():
-        raise ModelError(f"checkpoint {path} not found: pass a .ckpt written by mnist_lit.train, "
-                         f"e.g. outputs/<date>/<time>/checkpoints/best.ckpt")
-    kind = model_kind(path)
-    if kind != "checkpoint":
-        raise ModelError(f"{path} is an exported {kind} model, not a checkpoint: pass the .ckpt written by "
-                         f"mnist_lit.train (predict, eval and serve read exported models too)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e):  # pickled objects: never loaded, they can run code
-            raise ModelError(f"{path} holds pickled Python objects (a whole nn.Module?), which mnist_lit never "
-                             f"loads: use a .ckpt written by mnist_lit.train or mnist_lit.export --format ckpt") from None
-        raise ModelError(f"{path} is not a checkpoint torch can load ({_why(e)}): pass a .ckpt written "
-                         f"by mnist_lit.train, or an exported .onnx / TorchScript .pt file") from None
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hp, dict) or "net" not in hp or "classes" not in hp or "state_dict" not in ckpt:
-        raise ModelError(f"{path} is not a mnist_lit checkpoint (it has no network config, class names and "
-                         f"weights): pass a .ckpt written by mnist_lit.train")
-    try:
-        net = build(hp["net"])
-        net.load_state_dict({k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise ModelError(f"{path}: its weights do not fit its network ({_why(e)}): "
-                         f"the checkpoint is damaged or from another version of mnist_lit; train again") from None
-    info = ckpt.get("info") if isinstance(ckpt.get("info"), dict) else _run_info(path)  # a slim export has its own
-    meta = {"classes": [str(c) for c in hp["classes"]], "model": hp["net"].get("_target_"), "net": hp["net"],
-            "framing": hp.get("framing", "mnist"), "dataset": info.get("dataset"), "test_acc": info.get("test_acc")}
-    return net.eval(), meta
 
 
 class Reader:
@@ -189,7 +77,7 @@ class Reader:
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as e:
             raise ModelError(f"{path} is not an ONNX model onnxruntime can load "
-                             f"({_why(e)}): export it again") from None
+                             f"({first_line(e)}): export it again") from None
         meta = session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise ModelError(f"{path} has no class names in its metadata: export it with python -m mnist_lit.export")
@@ -228,7 +116,7 @@ class Reader:
                 net = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         except Exception as e:
             raise ModelError(f"{path} is not a TorchScript model torch can load "
-                             f"({_why(e)}): "
+                             f"({first_line(e)}): "
                              f"export it again with python -m mnist_lit.export") from None
         if not extra["mnist_lit.json"]:
             raise ModelError(f"{path} has no class names inside: export it with python -m mnist_lit.export")

@@ -1,68 +1,6 @@
-"""At test time: per-class accuracy, a confusion matrix and the misclassified images, to TensorBoard and PNGs."""
-from pathlib import Path
-
-import lightning as L
+"""Pictures of a test: the confusion matrix and the misclassified images (mnist_lit.callbacks.TestReport, eval)."""
 import numpy as np
-import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw, ImageFont
-
-
-class TestReport(L.Callback):
-    """Collects the test predictions; at the end of the test logs and saves what the model gets wrong.
-
-    Needs test_step to return the batch's logits. Writes confusion_matrix.png and misclassified.png to
-    dirpath, logs per-class accuracy and both images to TensorBoard, and keeps `metrics` (per-class table
-    and confusion matrix, plain values) for metrics.json.
-    """
-
-    def __init__(self, dirpath=".", max_images=64, scale=3):
-        self.dirpath, self.max_images, self.scale = Path(dirpath), max_images, scale
-        self.metrics: dict = {}
-
-    def on_test_epoch_start(self, trainer, pl_module):
-        n = len(pl_module.hparams.classes)
-        self.confusion = torch.zeros(n, n, dtype=torch.long, device=pl_module.device)
-        self.wrong: list = []  # (image uint8 HxW, predicted, true), in test order, at most max_images
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        x, y = batch
-        pred = outputs.argmax(1)
-        n = len(self.confusion)
-        self.confusion += torch.bincount(y * n + pred, minlength=n * n).view(n, n)
-        room = self.max_images - len(self.wrong)
-        if room > 0:
-            idx = (pred != y).nonzero().flatten()[:room]
-            images = x[idx, 0].mul(255).round().clamp(0, 255).byte().cpu()
-            self.wrong += zip(images, pred[idx].tolist(), y[idx].tolist())
-
-    def on_test_epoch_end(self, trainer, pl_module):
-        confusion = self.confusion
-        if trainer.world_size > 1:  # each process tested its own shard
-            confusion = trainer.strategy.reduce(confusion, reduce_op="sum")
-        classes = [str(c) for c in pl_module.hparams.classes]
-        confusion = confusion.cpu()
-        total, correct = confusion.sum(1), confusion.diag()
-        accuracy = correct.double() / total.clamp(min=1)
-        for name, acc in zip(classes, accuracy.tolist()):
-            pl_module.log(f"test/acc_class/{name}", acc, rank_zero_only=True)
-        self.metrics = {
-            "test/per_class": {name: {"accuracy": round(a, 6), "correct": c, "total": t}
-                               for name, a, c, t in zip(classes, accuracy.tolist(), correct.tolist(), total.tolist())},
-            "test/confusion_matrix": confusion.tolist(),  # rows: true class, columns: predicted class
-        }
-        if not trainer.is_global_zero:
-            return
-        images = {"confusion_matrix": draw_confusion(confusion.numpy(), classes),
-                  "misclassified": draw_misclassified(self.wrong, classes, self.scale)}
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        for name, image in images.items():
-            image.save(self.dirpath / f"{name}.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                for name, image in images.items():
-                    logger.experiment.add_image(f"test/{name}", np.asarray(image), trainer.global_step,
-                                                dataformats="HWC")
 
 
 def _font(size):
@@ -130,4 +68,35 @@ def draw_misclassified(wrong: list, classes: list, scale=3, columns=8) -> Image.
         tile = Image.fromarray(255 - np.asarray(pixels), "L").resize((w * scale, tile_h), Image.NEAREST)
         image.paste(tile.convert("RGB"), (x0 + (tile_w - w * scale) // 2, y0))
         draw.text((x0 + tile_w / 2, y0 + tile_h + 2), text, fill=(200, 0, 0), font=font, anchor="ma")
+    return image
+
+
+def draw_lr_finder(lrs: list, losses: list, suggestion: float, size=(640, 400)) -> Image.Image:
+    """The learning-rate finder's loss against lr (log scale), the suggested lr marked in red."""
+    font = _font(12)
+    w, h = size
+    left, right, top, bottom = 60, 20, 20, 50
+    x, y = np.log10(np.asarray(lrs, float)), np.asarray(losses, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    if len(x) < 2:
+        draw.text((10, 10), "too few points to plot", fill="black", font=font)
+        return image
+    x0, x1 = x.min(), x.max()
+    y0, y1 = y.min(), np.percentile(y, 95)  # the diverged tail would flatten the rest
+    px = lambda v: left + (v - x0) / max(x1 - x0, 1e-12) * (w - left - right)  # noqa: E731
+    py = lambda v: top + (1 - (min(v, y1) - y0) / max(y1 - y0, 1e-12)) * (h - top - bottom)  # noqa: E731
+    draw.rectangle([left, top, w - right, h - bottom], outline="black")
+    for decade in range(int(np.ceil(x0)), int(np.floor(x1)) + 1):
+        draw.line([px(decade), h - bottom, px(decade), h - bottom + 5], fill="black")
+        draw.text((px(decade), h - bottom + 8), f"1e{decade}", fill="black", font=font, anchor="ma")
+    for v in (y0, (y0 + y1) / 2, y1):
+        draw.text((left - 6, py(v)), f"{v:.3g}", fill="black", font=font, anchor="rm")
+    draw.line([(px(a), py(b)) for a, b in zip(x, y)], fill=(30, 90, 200), width=2)
+    s = np.log10(suggestion)
+    draw.line([px(s), top, px(s), h - bottom], fill=(200, 0, 0), width=1)
+    draw.text((px(s) + 4, top + 4), f"suggested lr {suggestion:.3g}", fill=(200, 0, 0), font=font)
+    draw.text((w / 2, h - 18), "learning rate (log scale); loss of each step", fill="black", font=font, anchor="ma")
     return image

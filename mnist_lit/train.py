@@ -1,13 +1,12 @@
 """Train and test a classifier: python -m mnist_lit.train [key=value ...] (Hydra overrides)."""
-import itertools
 import json
+import logging
 import math
 import os
-import shutil
 import sys
 import time
 import traceback
-from datetime import datetime
+import warnings
 from pathlib import Path
 
 import hydra
@@ -17,75 +16,35 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_lit.checkpointing import AtomicCheckpointIO, CheckpointError, RNGState, check_compatible
+from mnist_lit.callbacks import AtomicCheckpointIO, RNGState
+from mnist_lit.checkpoint import CheckpointError, check_compatible
 from mnist_lit.data import DataError
 from mnist_lit.module import SCHEDULES, LitClassifier
-
-
-class ConfigError(ValueError):
-    """A config value is out of range; the message says how to fix it."""
-
+from mnist_lit.runs import ConfigError, drop_if_unused, resumed_config, resumed_folder
 
 # Errors whose message is the whole story: printed as one line (the traceback with HYDRA_FULL_ERROR=1).
 USER_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
-_new_dirs: dict = {}
 
 
-def new_run_dir(base: str) -> str:
-    """base, else base_1, base_2, ...: the first free one, created at once so that no other run can take it."""
-    if base not in _new_dirs:  # Hydra resolves the run folder more than once: the same answer each time
-        for i in itertools.count():
-            path = Path(base if i == 0 else f"{base}_{i}")
-            try:
-                path.mkdir(parents=True)
-                break
-            except FileExistsError:
-                continue
-            except OSError as e:  # inside Hydra's resolver: its report of this would be a page long
-                print(f"error: cannot create the run folder {path}: {e.strerror or e}: run from a folder you can "
-                      f"write to, or choose one with hydra.run.dir=DIR", file=sys.stderr)
-                sys.exit(1)
-        _new_dirs[base] = str(path)
-    return _new_dirs[base]
+# Lightning's lines that tell a user nothing about their run: advertisements, hardware nobody asked for, the
+# checkpoints that testing and the tuner load, and a hint to prepend srun (hydra/launcher=slurm runs the jobs).
+CHATTER = ("💡 Tip", "GPU available", "TPU available", "HPU available", "Loading `train_dataloader`",
+           "Restoring states from", "Loaded model weights from", "Restored all states from", "`weights_only` was not",
+           "Finished batch size finder")
 
 
-def resumed_folder(resume, ckpt_path) -> str | None:
-    """The existing run folder that resume=<run> or ckpt_path=<run>/checkpoints/x.ckpt continues, if any."""
-    if resume and (Path(resume) / ".hydra").is_dir():
-        return str(resume)  # (when it is not a run folder, main says so; an error here would be a long traceback)
-    if ckpt_path and (Path(ckpt_path).parent.parent / ".hydra").is_dir():
-        return str(Path(ckpt_path).parent.parent)
-    return None
-
-
-def run_folder(resume, ckpt_path, fresh: str) -> str:
-    """The folder a run writes to: the resumed run's own folder, else a new one."""
-    return resumed_folder(resume, ckpt_path) or new_run_dir(fresh)
-
-
-def hydra_subdir(resume, ckpt_path) -> str:
-    """Where Hydra saves a run's config: a resumed run keeps the original .hydra/ and adds .hydra/resumed-<time>/."""
-    return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if resumed_folder(resume, ckpt_path) else ".hydra"
-
-
-def auto_accelerator() -> str:
-    """trainer=auto: cuda when torch sees a CUDA GPU, else cpu (Apple's GPU is trainer=mps, chosen by hand)."""
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def auto_precision() -> str:
-    """trainer=auto: bf16 mixed precision where the GPU has bf16 (Ampere and later), else float32."""
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-
-
-for _name, _resolver in (("new_dir", new_run_dir), ("run_folder", run_folder), ("hydra_subdir", hydra_subdir),
-                         ("auto_accelerator", auto_accelerator), ("auto_precision", auto_precision)):
-    if not OmegaConf.has_resolver(f"mnist_lit.{_name}"):  # imported twice when run as `python -m mnist_lit.train`
-        OmegaConf.register_new_resolver(f"mnist_lit.{_name}", _resolver, use_cache=True)
+def quiet():
+    """Keeps a run's output to its config, the model summary, progress and results."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.trainer.connectors.checkpoint_connector"):
+        logging.getLogger(name).addFilter(lambda record: not str(record.msg).startswith(CHATTER))
+    warnings.filterwarnings("ignore", message="The `srun` command is available")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.10+
 
 
 def check_config(cfg: DictConfig):
@@ -99,7 +58,9 @@ def check_config(cfg: DictConfig):
               ("dropout", lambda v: number(v) and 0 <= v < 1, "in [0, 1), e.g. dropout=0.2"),
               ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0, e.g. weight_decay=1e-4"),
               ("label_smoothing", lambda v: number(v) and 0 <= v < 1, "in [0, 1), e.g. label_smoothing=0.1"),
-              ("schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"))
+              ("schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+              ("tune", lambda v: v in (None, "lr", "batch_size"), "tune=lr (the learning-rate finder) or "
+                                                                  "tune=batch_size"))
     for key, ok, want in checks:
         if not ok(cfg[key]):
             raise ConfigError(f"{key}={cfg[key]!r} is invalid: use {want}")
@@ -122,41 +83,17 @@ def check_config(cfg: DictConfig):
                           f"(trainer.devices x trainer.num_nodes): use a multiple of {devices * nodes}")
 
 
-def resumed_config(cfg: DictConfig) -> DictConfig:
-    """The resumed run's own config: its saved overrides (.hydra/overrides.yaml), then this command line's."""
-    if cfg.get("resume") and not (Path(cfg.resume) / ".hydra").is_dir():
-        raise ConfigError(f"resume={cfg.resume} is not a run folder (it has no .hydra/): pass a run's folder, "
-                          f"e.g. resume=outputs/<date>/<time>")
-    run = Path(HydraConfig.get().runtime.output_dir)
-    saved = run / ".hydra" / "overrides.yaml"
-    if not saved.is_file():  # a checkpoint outside a run folder: this command line's config as it is
-        return cfg
-    now = list(HydraConfig.get().overrides.task)
-    key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
-    given = {key(o) for o in now}
-    overrides = [o for o in OmegaConf.load(saved) if key(o) not in given] + now
-    cfg = hydra.compose(HydraConfig.get().job.config_name, overrides=overrides)
-    if HydraConfig.get().output_subdir:  # record what actually runs beside Hydra's record of the command line
-        OmegaConf.save(cfg, run / HydraConfig.get().output_subdir / "config.yaml")
-    return cfg
+def sweep_job(cfg: DictConfig) -> bool:
+    """Whether this run is one job of a sweep (-m)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def train(cfg: DictConfig) -> dict:
-    """Fits on train, validates on val, tests the best checkpoint on test; writes and returns metrics."""
-    check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
-    run_dir = Path(cfg.run_dir)
-    datamodule = instantiate(cfg.data)
-    model = LitClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=datamodule.classes,
-                          lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
-                          label_smoothing=cfg.label_smoothing, framing=datamodule.framing)
+def start_from(cfg: DictConfig, model: LitClassifier, run_dir: Path) -> str | None:
+    """The checkpoint this run continues from (resume=, ckpt_path=, or a sweep job's own last.ckpt), checked."""
     ckpt_path = cfg.get("ckpt_path") or (cfg.get("resume") and f"{cfg.resume}/checkpoints/last.ckpt") or None
-    if not ckpt_path and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        # A sweep run again in its folder (hydra.sweep.dir=<sweep>), or a job requeued by SLURM: finished jobs are
-        # kept as they are, a job cut short continues from where it was.
-        if (run_dir / "metrics.json").is_file():
-            print(f"{run_dir} finished earlier: kept (delete its metrics.json to run it again)")
-            return json.loads((run_dir / "metrics.json").read_text())
+    if not ckpt_path and sweep_job(cfg):
+        # A sweep run again in its folder (hydra.sweep.dir=<sweep>), or a job requeued by SLURM: a job cut short
+        # continues from where it was.
         last = run_dir / "checkpoints" / "last.ckpt"
         ckpt_path = str(last) if last.is_file() else None
     if ckpt_path:
@@ -168,14 +105,41 @@ def train(cfg: DictConfig) -> dict:
     elif any((run_dir / "checkpoints").glob("*.ckpt")):  # e.g. hydra.run.dir= or run_dir= set to an old run
         raise ConfigError(f"{run_dir} already holds a run's checkpoints: continue it with resume={run_dir}, "
                           f"or choose another folder")
+    return ckpt_path
+
+
+def make_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of the config, with its callbacks and loggers."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [RNGState()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
-    if (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-            and type(trainer.strategy.launcher).__name__ == "_SubprocessScriptLauncher"):
+    if (sweep_job(cfg) and type(trainer.strategy.launcher).__name__ == "_SubprocessScriptLauncher"
+            and not trainer.strategy.cluster_environment.creates_processes_externally):  # (SLURM starts them itself)
         # Lightning relaunches `sys.argv` for each extra process: with -m that would start a whole sweep in each.
         raise ConfigError("trainer=ddp with several processes cannot run inside a local -m sweep: sweep with "
                           "hydra/launcher=slurm (one SLURM job per run), or run the DDP jobs one at a time")
+    return trainer
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fits on train, validates on val, tests the best checkpoint on test; writes and returns metrics."""
+    check_config(cfg)
+    run_dir = Path(cfg.run_dir)
+    resuming = cfg.get("ckpt_path") or cfg.get("resume")
+    if sweep_job(cfg) and not resuming and (run_dir / "metrics.json").is_file():  # a sweep run again: kept as it was
+        print(f"{run_dir} finished earlier: kept (delete its metrics.json to run it again)")
+        return json.loads((run_dir / "metrics.json").read_text())
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
+    datamodule = instantiate(cfg.data)
+    model = LitClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=datamodule.classes,
+                          lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+                          label_smoothing=cfg.label_smoothing, framing=datamodule.framing)
+    ckpt_path = start_from(cfg, model, run_dir)
+    trainer = make_trainer(cfg)
+    if cfg.get("tune"):
+        from mnist_lit.tune import tune  # Lightning's Tuner: finds lr or batch_size, trains nothing
+
+        return tune(cfg, trainer, model, datamodule)
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -191,21 +155,21 @@ def train(cfg: DictConfig) -> dict:
         "train_seconds": round(train_seconds, 2),
         "best_ckpt": best,
     }
-    for callback in callbacks:  # e.g. mnist_lit.report.TestReport's per-class table
-        metrics.update(getattr(callback, "metrics", {}))
-    for logger in loggers:  # TensorBoard's HPARAMS tab: each run's settings beside its results, to compare a sweep
-        logger.log_hyperparams(hparams_of(cfg), {"hparam/val_acc_best": metrics["val/acc_best"],
-                                                 "hparam/test_acc": metrics["test/acc"]})
+    for callback in trainer.callbacks:  # e.g. mnist_lit.callbacks.TestReport's per-class table
+        extra = getattr(callback, "metrics", None)
+        metrics.update(extra if isinstance(extra, dict) else {})
+    final = {"hparam/val_acc_best": metrics["val/acc_best"], "hparam/test_acc": metrics["test/acc"]}
+    for logger in trainer.loggers:  # each run's settings beside its results (TensorBoard's HPARAMS tab, MLflow)
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams_of(cfg), final)
+        else:
+            logger.log_hyperparams(hparams_of(cfg))
+            logger.log_metrics(final, step=trainer.global_step)
+        logger.save()
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def drop_if_unused(run_dir: Path):
-    """Removes a new run's folder when the run stopped before writing anything but Hydra's config and log."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def hparams_of(cfg: DictConfig) -> dict:
@@ -216,12 +180,26 @@ def hparams_of(cfg: DictConfig) -> dict:
     return {**{k: cfg[k] for k in keys}, **net, "data": cfg.data.name, "data.augment": str(cfg.data.augment)}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@rank_zero_only
+def show_config(cfg: DictConfig):
+    """Prints the composed config as a tree, every value resolved, and saves it beside Hydra's record of the run."""
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    if cfg.get("print_config", True) and not sweep_job(cfg):  # a sweep's jobs: Hydra prints each one's overrides
+        print(f"config of {cfg.run_dir}:\n" + "".join(f"  {line}\n" for line in text.splitlines()), end="")
+    if HydraConfig.initialized() and HydraConfig.get().output_subdir:
+        saved = Path(HydraConfig.get().runtime.output_dir) / HydraConfig.get().output_subdir / "resolved.yaml"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(text)
+
+
+@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parents[1] / "conf"), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns validation accuracy, the objective of hparams_search=optuna (None when a sweep's job failed)."""
+    quiet()
     try:
         if cfg.get("resume") or cfg.get("ckpt_path"):
             cfg = resumed_config(cfg)
+        show_config(cfg)
         metrics = train(cfg)
     except SIGTERMException:
         print(f"error: stopped by SIGTERM: resume with python -m mnist_lit.train resume={cfg.run_dir}",
@@ -230,7 +208,7 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as e:
         if isinstance(e, InstantiationException) and isinstance(e.__cause__, USER_ERRORS):
             e = e.__cause__  # raised inside a config's _target_ (e.g. the datamodule): its message says it all
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if sweep_job(cfg):
             # One failed job must not end the sweep: the summary marks it from error.txt, optuna records a failure.
             message = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
             message = (message.splitlines() or [type(e).__name__])[0]
@@ -244,10 +222,17 @@ def main(cfg: DictConfig) -> float | None:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
         raise
+    if cfg.get("tune"):
+        return None
     if rank_zero_only.rank == 0:  # one line per run, not one per DDP process
         print(f"test accuracy {metrics['test/acc']:.4f}, run folder {cfg.run_dir}")
     return metrics["val/acc_best"]
 
 
 if __name__ == "__main__":
-    main()
+    # The importable module's main, not this __main__ copy: hydra/launcher=slurm pickles the task function for its
+    # jobs, and cloudpickle would pickle __main__'s by value with all it calls, torch.backends included, which it
+    # cannot (cloudpipe/cloudpickle#405). Hence also the absolute config_path above.
+    from mnist_lit.train import main as module_main
+
+    module_main()

@@ -1,24 +1,21 @@
 """Scale out: DDP on 2 CPU processes agrees with one process; SLURM and Optuna configs compose; sweeps survive failures."""
 import json
-import os
-import subprocess
-import sys
 
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import mnist_lit.train  # noqa: F401  (registers the run-folder resolvers the configs use)
+import mnist_lit.runs  # noqa: F401  (registers the run-folder resolvers the configs use)
 from mnist_lit.data import MNIST_FILES
 from mnist_lit.train import train
-from tests.conftest import CONF, ROOT, compose_train, write_idx, write_mnist
-from tests.test_resume import SMALL
+from tests.conftest import CONF, SMALL, compose_train, run, write_idx, write_mnist
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "mnist_lit.train", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    return run("mnist_lit.train", *args, timeout=300)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_processes_agrees_with_one_process_of_the_same_global_batch(tmp_path):
     root = tmp_path / "data"
     (_, _), (x_test, y_test) = write_mnist(root).values()
@@ -66,6 +63,7 @@ def test_optuna_search_space_is_lr_batch_size_dropout_weight_decay_on_validation
     assert cfg.hydra.callbacks.summary.get("sort_key", SORT_KEY) == "val/acc_best"  # every sweep ranks by validation
 
 
+@pytest.mark.slow
 def test_optuna_sweep_with_a_failing_trial_still_summarises_and_names_the_best(tiny_root, tmp_path):
     sweep = tmp_path / "sweep"
     # Optuna's seeded sampler (seed=0) draws lr=-1.0 (fails), 0.003 (ok), -1.0 (fails).

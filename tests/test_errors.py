@@ -1,27 +1,23 @@
 """Bad input gets one line saying what is wrong and how to fix it, a non-zero exit, and no traceback."""
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
-from mnist_lit.checkpointing import CheckpointError
+from mnist_lit.checkpoint import CheckpointError
 from mnist_lit.augment import PRESETS
 from mnist_lit.data import DataError, MNISTDataModule
 from mnist_lit.train import ConfigError, train
-from tests.conftest import ROOT, compose_train
-from tests.test_resume import SMALL
+from tests.conftest import compose_train, start as run_module
+from tests.conftest import SMALL
 
 
 def start(args, **env):
-    return subprocess.Popen([sys.executable, "-m", "mnist_lit.train", *args], cwd=ROOT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return run_module("mnist_lit.train", *args, **env)
 
 
+@pytest.mark.slow
 def test_command_line_errors_are_short_and_exit_non_zero(tiny_root, tmp_path):
     runs = iter(range(10))
     run = lambda: f"hydra.run.dir={tmp_path / f'run{next(runs)}'}"  # noqa: E731
@@ -115,6 +111,7 @@ def test_missing_and_corrupt_data(tiny_root, tmp_path):
         fit(tmp_path, f"data.root={tiny_root}", f"run_dir={tmp_path / 'b'}")
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_or_dataset_or_not_a_checkpoint(tiny_root, tmp_path):
     fit(tmp_path, f"data.root={tiny_root}", f"run_dir={tmp_path / 'run'}")
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -134,6 +131,7 @@ def test_checkpoint_of_another_model_or_dataset_or_not_a_checkpoint(tiny_root, t
         fit(tmp_path, *other, f"ckpt_path={tmp_path / 'junk.ckpt'}")
 
 
+@pytest.mark.slow
 def test_diverging_loss_stops_naming_the_step_and_the_lr(tiny_root, tmp_path):
     with pytest.raises(FloatingPointError, match=r"the training loss is (nan|inf) at step \d+ \(epoch 0, lr [\d.e+]+\): "
                                                  r"lower lr \(now lr=1e\+30\)") as e:
@@ -141,6 +139,7 @@ def test_diverging_loss_stops_naming_the_step_and_the_lr(tiny_root, tmp_path):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_training_leaves_no_folder_but_never_removes_the_users(tiny_root, tmp_path):
     new, used = tmp_path / "new", tmp_path / "used"
     used.mkdir()
@@ -156,7 +155,7 @@ def test_a_run_that_fails_before_training_leaves_no_folder_but_never_removes_the
 def test_a_run_folder_that_cannot_be_made_is_one_line(monkeypatch, capsys):
     from pathlib import Path
 
-    from mnist_lit.train import new_run_dir
+    from mnist_lit.runs import new_run_dir
 
     def denied(self, *args, **kwargs):  # what mkdir raises in a read-only folder (root may write anywhere)
         raise PermissionError(13, "Permission denied")

@@ -9,7 +9,7 @@ from mnist_lit.eval import eval_users, main
 from mnist_lit.predict import Reader
 from mnist_lit.userimages import ALL_KINDS
 from tests.conftest import SHARED_DATA, needs_real_mnist
-from tests.test_preprocess import SEVEN, TWO, draw
+from tests.conftest import SEVEN, TWO, draw
 
 
 def run(args, capsys):
@@ -18,6 +18,7 @@ def run(args, capsys):
     return rc, out, err
 
 
+@pytest.mark.slow
 def test_the_test_split_gives_the_checkpoints_own_test_accuracy(tiny_checkpoint, tmp_path, capsys):
     run_dir = tiny_checkpoint.parents[1]
     rc, out, err = run(["--ckpt", tiny_checkpoint, f"data.root={run_dir / 'data'}", "data.val_size=100",
@@ -91,6 +92,7 @@ def test_an_evaluation_is_never_overwritten(tiny_checkpoint, tmp_path, capsys):
     assert rc == 1 and "already holds an evaluation" in err and (tmp_path / "ev" / "eval.json").read_text() == before
 
 
+@pytest.mark.slow
 @needs_real_mnist
 def test_users_benchmark_reports_each_kind_beside_the_raw_tensors(tiny_checkpoint, tmp_path, capsys):
     rc, out, err = run(["--ckpt", tiny_checkpoint, "--users", "--kinds", "tight,european", "--per-kind", 6,
@@ -122,6 +124,7 @@ def users_benchmark():
                       None)["sets"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_each_kind_of_peoples_image_reads_about_as_well_as_the_raw_digits(kind, users_benchmark):
     s = users_benchmark[kind]

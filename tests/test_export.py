@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 
 from mnist_lit.export import main
 from mnist_lit.models import build
-from mnist_lit.predict import Reader, load_checkpoint
+from mnist_lit.checkpoint import load_checkpoint
+from mnist_lit.predict import Reader
 from tests.conftest import ROOT, compose_train
-from tests.test_preprocess import SEVEN, TWO, draw, row
+from tests.conftest import SEVEN, TWO, draw, row
 
 
 def batch(n=7, seed=0) -> np.ndarray:
@@ -37,6 +38,7 @@ def cnn_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["tiny_checkpoint", "cnn_checkpoint"])
 def test_onnx_matches_pytorch_on_any_batch_size(which, request, tmp_path):
     ckpt = request.getfixturevalue(which)
@@ -55,6 +57,7 @@ def test_onnx_matches_pytorch_on_any_batch_size(which, request, tmp_path):
     assert json.loads(stored["classes"]) == meta["classes"]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_pytorch_and_reads(cnn_checkpoint, tmp_path):
     out = tmp_path / "m.pt"
@@ -69,6 +72,7 @@ def test_torchscript_matches_pytorch_and_reads(cnn_checkpoint, tmp_path):
     assert scripted.read(draw([TWO]))["label"] == original.read(draw([TWO]))["label"]
 
 
+@pytest.mark.slow
 def test_predict_with_onnx_needs_neither_torch_nor_lightning_and_agrees(tiny_checkpoint, tmp_path):
     model = tmp_path / "model.onnx"
     assert main(["--ckpt", str(tiny_checkpoint), "--out", str(model)]) == 0
@@ -115,6 +119,7 @@ def test_export_refuses_to_overwrite_and_bad_checkpoints_are_one_line(tiny_check
         Reader.load(tmp_path / "junk.onnx")
 
 
+@pytest.mark.slow
 def test_models_are_told_apart_by_their_contents_and_other_files_named(cnn_checkpoint, tmp_path):
     for fmt in ("onnx", "torchscript"):
         assert main(["--ckpt", str(cnn_checkpoint), "--format", fmt, "--out", str(tmp_path / f"m.{fmt}")]) == 0
@@ -143,6 +148,7 @@ def test_models_are_told_apart_by_their_contents_and_other_files_named(cnn_check
         assert words in message and "\n" not in message and "weights_only" not in message, message
 
 
+@pytest.mark.slow
 def test_an_onnx_model_of_the_wrong_shape_is_one_line(cnn_checkpoint, tmp_path):
     import onnx
 

@@ -10,21 +10,7 @@ from scipy import ndimage as ndi
 
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError, ink_map,
                                   ink_mask, load_gray, preprocess, preprocess_multi, read_gray, segment, stroke_width)
-
-# A "2" and a "7" as pen strokes in a 0..1 box.
-TWO = [(.15, .25), (.4, .02), (.75, .08), (.8, .35), (.5, .65), (.12, .97), (.9, .95)]
-SEVEN = [(.1, .05), (.9, .05), (.45, .98)]
-
-
-def draw(strokes, size=(400, 300), box=(150, 60, 100, 180), width=12, ink=0, paper=255, mode="L"):
-    """Strokes (lists of points in a unit box) drawn into box=(x, y, w, h) of an image."""
-    im = Image.new(mode, size, paper)
-    d = ImageDraw.Draw(im)
-    x, y, w, h = box
-    for stroke in strokes:
-        d.line([(x + px * w, y + py * h) for px, py in stroke], fill=ink, width=width, joint="curve")
-    return im
-
+from tests.conftest import SEVEN, TWO, draw, row
 
 def gray(im) -> np.ndarray:
     return np.asarray(im.convert("L"), np.float32) / 255
@@ -177,18 +163,6 @@ def test_load_gray_accepts_paths_bytes_and_images(tmp_path):
     im.save(buf, "BMP")
     for source in (im, tmp_path / "two.webp", str(tmp_path / "two.webp"), buf.getvalue()):
         assert np.array_equal(load_gray(source), gray(im))
-
-
-def row(chars, gap=40, width=12, size=(120, 180)):
-    """A row of characters drawn left to right, each in a box of the given size."""
-    w, h = size
-    im = Image.new("L", (60 + len(chars) * (w + gap), h + 80), 255)
-    d = ImageDraw.Draw(im)
-    for k, strokes in enumerate(chars):
-        x = 30 + k * (w + gap)
-        for stroke in strokes:
-            d.line([(x + px * w, 40 + py * h) for px, py in stroke], fill=0, width=width, joint="curve")
-    return im
 
 
 def test_multi_reads_characters_left_to_right_with_boxes():

@@ -1,6 +1,10 @@
 """Trains on the real MNIST files when they are beside the repo (../shared/data); skipped otherwise."""
+import pytest
+
 from mnist_lit.train import train
 from tests.conftest import FAST, SHARED_DATA, compose_train, needs_real_mnist
+
+pytestmark = pytest.mark.slow  # subprocesses, real data or end-to-end runs: make test-fast leaves them out
 
 
 @needs_real_mnist

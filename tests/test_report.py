@@ -78,4 +78,6 @@ def test_test_run_writes_plots_per_class_table_and_tensorboard_images(tiny_root,
 
     events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
     assert {"test/confusion_matrix", "test/misclassified"} <= set(events.Tags()["images"])
-    assert "test/acc_class/7" in events.Tags()["scalars"]
+    assert not any(t.startswith("test/acc_class") for t in events.Tags()["scalars"])  # a table, not 10 charts
+    text = events.Tensors("test/per_class/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"| 7 | {table['7']['accuracy']:.4f} | {table['7']['correct']} / {table['7']['total']} |" in text

@@ -1,23 +1,18 @@
 """Nothing lost: a run killed mid-epoch resumes to the same result, checkpoints are written atomically,
 the same seed gives the same numbers, and runs never share a folder."""
 import errno
-import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from mnist_lit import train as train_mod
-from mnist_lit.checkpointing import AtomicCheckpointIO, CheckpointError
+from mnist_lit import runs
+from mnist_lit.callbacks import AtomicCheckpointIO
+from mnist_lit.checkpoint import CheckpointError
 from mnist_lit.train import train
-from tests.conftest import FAST, ROOT, compose_train
-
-SMALL = ["model.hidden=[64]", "~callbacks.report", *FAST]  # a small network, no test report: quick runs
-
+from tests.conftest import SMALL, comparable, compose_train, start
 
 class KillAt(Callback):
     """Test only: the training process sends itself $KILL_AT='epoch:batch:SIGNAL' (e.g. 1:4:SIGKILL)."""
@@ -29,9 +24,7 @@ class KillAt(Callback):
 
 
 def cli(args, kill_at=""):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KILL_AT": kill_at}
-    return subprocess.Popen([sys.executable, "-m", "mnist_lit.train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start("mnist_lit.train", *args, KILL_AT=kill_at)
 
 
 def finish(proc):
@@ -39,11 +32,7 @@ def finish(proc):
     return proc.returncode, err
 
 
-def comparable(run):
-    metrics = json.loads((run / "metrics.json").read_text())
-    return {k: v for k, v in metrics.items() if k not in ("train_seconds", "best_ckpt")}
-
-
+@pytest.mark.slow
 def test_killed_twice_mid_epoch_then_resumed_equals_an_uninterrupted_run(tiny_root, tmp_path):
     common = [f"data.root={tiny_root}", "data.val_size=100", "epochs=3", "batch_size=50", "lr=3e-3", "seed=1",
               "+callbacks.kill._target_=tests.test_resume.KillAt", *SMALL]  # 10 steps an epoch, dropout on
@@ -119,11 +108,11 @@ def test_a_checkpoint_write_replaces_the_file_whole(tmp_path):
 
 def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeypatch):
     base = str(tmp_path / "outputs" / "2026-01-01" / "12-00-00")
-    first = train_mod.new_run_dir(base)
-    monkeypatch.setattr(train_mod, "_new_dirs", {})  # as in a second process started in the same second
-    second = train_mod.new_run_dir(base)
+    first = runs.new_run_dir(base)
+    monkeypatch.setattr(runs, "_new_dirs", {})  # as in a second process started in the same second
+    second = runs.new_run_dir(base)
     assert (first, second) == (base, base + "_1")
-    assert train_mod.new_run_dir(base) == second  # asked again by Hydra: the same folder
+    assert runs.new_run_dir(base) == second  # asked again by Hydra: the same folder
 
 
 lrs = []
@@ -155,12 +144,13 @@ def test_resume_with_more_epochs_extends_the_run_and_its_schedule(tiny_root, tmp
     assert lrs == pytest.approx(want[10:], rel=1e-6)
     # A finished run with nothing to add says so, and keeps its results.
     before = (run / "metrics.json").read_text()
-    with pytest.raises(train_mod.ConfigError, match=r"has trained all of its 3 epoch\(s\) and epochs=3: to train it longer, "
+    with pytest.raises(runs.ConfigError, match=r"has trained all of its 3 epoch\(s\) and epochs=3: to train it longer, "
                                               r"resume with epochs=4 or more"):
         train(compose_train([*base, "epochs=3", f"resume={run}", f"run_dir={run}"]))
     assert (run / "metrics.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_sweep_run_again_in_its_folder_keeps_finished_jobs_and_runs_the_rest(tiny_root, tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "lr=3e-3,1e-3", f"data.root={tiny_root}", "data.val_size=100", "epochs=1", "batch_size=50",

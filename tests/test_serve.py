@@ -1,5 +1,4 @@
 """The web server's API, through the framework's test client: good images, and every kind of bad request."""
-import functools
 import io
 import os
 import struct
@@ -11,38 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, SHARED_DATA
-
-REAL = (SHARED_DATA / "MNIST" / "raw").is_dir()
-
-
-@functools.cache
-def digit_png(scale=8) -> tuple[bytes, str | None]:
-    """A user's image of a digit (dark on light, scaled up) and its label; without real MNIST, a bare stroke."""
-    if REAL:
-        from mnist_lit.data import read_idx
-
-        x = read_idx(SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte", 3)[0].numpy()
-        label = str(int(read_idx(SHARED_DATA / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", 1)[0]))
-    else:
-        x, label = np.zeros((28, 28), np.uint8), None
-        x[6:22, 12:16] = 255
-    im = Image.fromarray(255 - x).resize((28 * scale, 28 * scale), Image.BILINEAR)
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue(), label
-
+from tests.conftest import ROOT, digit_png
 
 def png(im: Image.Image, fmt="PNG") -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt)
     return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def ckpt(request):
-    """The session's checkpoint: one epoch on real MNIST where ../shared/data has it (it reads drawn digits)."""
-    return request.getfixturevalue("real_checkpoint" if REAL else "tiny_checkpoint")
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +195,7 @@ def test_unknown_paths_and_methods_get_json_errors(client):
     assert r.status_code == 405 and "error" in r.json()
 
 
+@pytest.mark.slow
 def test_the_server_reads_without_lightning_and_a_bad_checkpoint_is_one_line(ckpt, tmp_path):
     # In a fresh process: load, read one image, then fail on a junk checkpoint; then look at sys.modules.
     (tmp_path / "d.png").write_bytes(digit_png()[0])
@@ -245,6 +219,7 @@ def test_the_server_reads_without_lightning_and_a_bad_checkpoint_is_one_line(ckp
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'junk.ckpt'} is a text file, not a model")
 
 
+@pytest.mark.slow
 def test_serve_starts_with_the_shipped_reader_when_given_no_checkpoint():
     import json
     import urllib.request
@@ -315,6 +290,7 @@ def grid_png(k: int) -> bytes:
     return png(Image.fromarray(a))
 
 
+@pytest.mark.slow
 def test_hostile_uploads_do_not_stall_the_server_or_its_memory():
     """A bounded load test on loopback: hostile uploads, back to back, while a user's requests are timed."""
     import threading

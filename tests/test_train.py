@@ -1,28 +1,35 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from mnist_lit.module import LitClassifier
 from mnist_lit.train import train
-from tests.conftest import FAST, ROOT, compose_train
+from tests.conftest import FAST, compose_train, run
 
 
-def run_cli(*args, cwd=ROOT):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "mnist_lit.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+def run_cli(*args):
+    return run("mnist_lit.train", *args)
 
 
-def test_experiment_seed_is_the_tutorials_hyperparameters():
-    cfg = compose_train(["experiment=seed"])
-    assert (cfg.lr, cfg.batch_size, cfg.dropout, cfg.schedule) == (1e-4, 256, 0.5, "none")
-    assert cfg.model.dropout == 0.5 and cfg.data.batch_size == 256
-    steps = cfg.epochs * -(-(60000 - cfg.data.val_size) // cfg.batch_size)
-    assert 1900 <= steps <= 2300  # "about 2000 iterations"
+def test_experiment_seed_trains_the_tutorials_network_with_adam_at_a_constant_lr(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = compose_train(["experiment=seed", f"data.root={tiny_root}", "data.val_size=100", f"run_dir={run_dir}",
+                         "epochs=1", "trainer.log_every_n_steps=1", *FAST])
+    train(cfg)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    model = LitClassifier(**ckpt["hyper_parameters"])
+    linears = [m for m in model.net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 1024), (1024, 512), (512, 256), (256, 10)]
+    assert {m.p for m in model.net.modules() if isinstance(m, torch.nn.Dropout)} == {0.5}
+    opt = ckpt["optimizer_states"][0]["param_groups"][0]
+    assert opt["weight_decay"] == 0 and opt["betas"] == (0.9, 0.999)  # AdamW without decay: Adam
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    lrs = [e.value for e in EventAccumulator(str(run_dir / "tensorboard")).Reload().Scalars("train/lr")]
+    assert lrs == pytest.approx([1e-4, 1e-4])  # both steps (500 images, batch 256) at 1e-4: no schedule
+    seed = compose_train(["experiment=seed"])
+    assert 1900 <= seed.epochs * -(-(60000 - seed.data.val_size) // seed.batch_size) <= 2300  # "about 2000 iterations"
 
 
 def test_short_fit_writes_metrics_checkpoints_and_logs(tiny_root, tmp_path):
@@ -44,6 +51,7 @@ def test_short_fit_writes_metrics_checkpoints_and_logs(tiny_root, tmp_path):
     model.load_state_dict(ckpt["state_dict"])
 
 
+@pytest.mark.slow
 def test_multirun_sweep_writes_a_summary_best_first(tiny_root, tmp_path):
     sweep = tmp_path / "sweep"
     r = run_cli("-m", "lr=1e-4,3e-3", f"data.root={tiny_root}", "data.val_size=100", "epochs=2",
@@ -62,6 +70,7 @@ def test_multirun_sweep_writes_a_summary_best_first(tiny_root, tmp_path):
     assert "per_class" not in lines[0] and "confusion" not in lines[0]
 
 
+@pytest.mark.slow
 def test_missing_data_is_one_clear_line(tmp_path):
     r = run_cli(f"data.root={tmp_path}", "data.download=false", f"hydra.run.dir={tmp_path / 'run'}")
     assert r.returncode == 1
@@ -70,7 +79,7 @@ def test_missing_data_is_one_clear_line(tmp_path):
 
 
 def test_the_default_trainer_takes_the_gpu_in_bf16_when_there_is_one(monkeypatch):
-    import mnist_lit.train  # noqa: F401  (registers the config's resolvers)
+    import mnist_lit.runs  # noqa: F401  (registers the config's resolvers)
 
     cfg = compose_train([])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -91,6 +100,8 @@ def test_tensorboard_gets_hparams_with_results_and_the_learning_rate(tiny_root, 
     lr = [e.value for e in events.Scalars("train/lr")]
     assert len(lr) == 10 and max(lr) == pytest.approx(2e-3, rel=0.1) and lr[-1] < lr[len(lr) // 2]  # one cycle
     assert {"hparam/val_acc_best", "hparam/test_acc", "train/loss_step"} <= set(events.Tags()["scalars"])
+    assert "epoch" not in events.Tags()["scalars"]  # Lightning's epoch staircase
+    assert "custom_scalars__config__" in events.Tags()["tensors"]  # train and val on one chart
     # The HPARAMS tab reads the hparams plugin's data: the settings and the two results.
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -100,3 +111,43 @@ def test_tensorboard_gets_hparams_with_results_and_the_learning_rate(tiny_root, 
     assert session.hparams["model.hidden"].string_value == "[1024, 512, 256]"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert {m.name.tag for m in experiment.metric_infos} == {"hparam/val_acc_best", "hparam/test_acc"}
+
+
+@pytest.mark.slow
+def test_tune_finds_an_lr_or_the_largest_batch_and_trains_nothing(tiny_root, tmp_path):
+    common = [f"data.root={tiny_root}", "data.val_size=100", "batch_size=50", *FAST]
+    found = train(compose_train([*common, "tune=lr", f"run_dir={tmp_path / 'lr'}"]))
+    assert 1e-6 < found["tune/lr"] < 1 and json.loads((tmp_path / "lr" / "tune.json").read_text()) == found
+    assert (tmp_path / "lr" / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "lr" / "checkpoints").exists() and not (tmp_path / "lr" / "metrics.json").exists()
+    found = train(compose_train([*common, "tune=batch_size", f"run_dir={tmp_path / 'bs'}"]))
+    assert found == {"tune/batch_size": 400}  # 50 doubled while the next fits in the 500 training images
+    with pytest.raises(ValueError, match="tune='fast' is invalid: use tune=lr"):
+        train(compose_train([*common, "tune=fast", f"run_dir={tmp_path / 'x'}"]))
+
+
+def test_early_stopping_and_gradient_clipping_come_from_the_config(tiny_root, tmp_path):
+    from mnist_lit.train import make_trainer
+
+    cfg = compose_train([f"data.root={tiny_root}", "data.val_size=100", "batch_size=50", "lr=3e-3", "schedule=none",
+                         "epochs=20", "callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=1",
+                         "trainer.gradient_clip_val=0.5", f"run_dir={tmp_path}", *FAST])
+    assert make_trainer(cfg).gradient_clip_val == 0.5
+    metrics = train(cfg)
+    assert metrics["val/acc_best"] == 1.0 and metrics["epochs"] < 20  # stopped once val/acc stopped rising
+
+
+@pytest.mark.slow
+def test_a_run_prints_its_config_and_summary_without_chatter(tiny_root, tmp_path):
+    from mnist_lit.train import CHATTER
+
+    run = tmp_path / "run"
+    r = run_cli(f"data.root={tiny_root}", "data.val_size=100", "epochs=1", "batch_size=50",
+                f"hydra.run.dir={run}", "trainer.enable_progress_bar=false")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert f"config of {run}:" in out and "    num_classes: 10" in out  # resolved, as a tree
+    assert "num_classes: 10" in (run / ".hydra" / "resolved.yaml").read_text()
+    assert "Total FLOPs: 2.9 M" in out  # the MLP's 1.46M multiply-adds for one image
+    assert not [line for line in out.splitlines() if line.startswith(CHATTER) or "srun" in line
+                or "Warning" in line], out

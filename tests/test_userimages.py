@@ -17,6 +17,7 @@ def seven() -> np.ndarray:
     return np.asarray(im.resize((28, 28), Image.BOX))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(ALL_KINDS))
 def test_each_kind_is_a_decodable_file_and_the_same_each_time(kind):
     x = seven()
