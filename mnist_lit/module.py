@@ -1,4 +1,6 @@
 """The LightningModule: a network from models.py, cross-entropy, accuracy metrics, optimizer and schedule."""
+import warnings
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -127,5 +129,7 @@ class LitClassifier(L.LightningModule):
         opt = config.scheduler.optimizer
         sched = make_schedule(opt, self.hparams.schedule, self.hparams.lr, steps)  # sets lr, initial_lr for step 0
         sched.last_epoch = self.global_step - 1
-        sched.step()  # the lr for the step reached, on the new schedule
+        with warnings.catch_warnings():  # torch warns of a step before the optimizer's: here it is on purpose
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            sched.step()  # the lr for the step reached, on the new schedule
         config.scheduler = sched

@@ -38,11 +38,16 @@ CHATTER = ("💡 Tip", "GPU available", "TPU available", "HPU available", "Loadi
            "Finished batch size finder")
 
 
+def _not_chatter(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(CHATTER)
+
+
 def quiet():
     """Keeps a run's output to its config, the model summary, progress and results."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning.pytorch.trainer.connectors.checkpoint_connector"):
-        logging.getLogger(name).addFilter(lambda record: not str(record.msg).startswith(CHATTER))
+        if _not_chatter not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_not_chatter)
     warnings.filterwarnings("ignore", message="The `srun` command is available")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.10+
 
@@ -123,6 +128,7 @@ def make_trainer(cfg: DictConfig) -> L.Trainer:
 
 def train(cfg: DictConfig) -> dict:
     """Fits on train, validates on val, tests the best checkpoint on test; writes and returns metrics."""
+    quiet()
     check_config(cfg)
     run_dir = Path(cfg.run_dir)
     resuming = cfg.get("ckpt_path") or cfg.get("resume")

@@ -2,10 +2,11 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mnist_lit.module import LitClassifier
 from mnist_lit.train import train
-from tests.conftest import FAST, compose_train, run
+from tests.conftest import CONF, FAST, compose_train, run
 
 
 def run_cli(*args):
@@ -151,3 +152,17 @@ def test_a_run_prints_its_config_and_summary_without_chatter(tiny_root, tmp_path
     assert "Total FLOPs: 2.9 M" in out  # the MLP's 1.46M multiply-adds for one image
     assert not [line for line in out.splitlines() if line.startswith(CHATTER) or "srun" in line
                 or "Warning" in line], out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_each_experiment_composes_and_trains_its_own_network(name, tiny_root, tmp_path):
+    overrides = [f"experiment={name}", f"data.root={tiny_root}", "data.val_size=100", "epochs=1", "batch_size=50",
+                 f"run_dir={tmp_path}", "~logger", *FAST]
+    if compose_train(overrides).data.name != "mnist":
+        overrides.append("data=mnist")  # the tiny data is MNIST's: the experiment's network and schedule still run
+    cfg = compose_train(overrides)
+    metrics = train(cfg)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["net"] == OmegaConf.to_container(cfg.model, resolve=True)
+    assert ckpt["hyper_parameters"]["lr"] == cfg.lr and metrics["epochs"] == 1 and 0 < metrics["test/acc"] <= 1
