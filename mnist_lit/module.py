@@ -83,7 +83,7 @@ class LitClassifier(L.LightningModule):
         self._step(batch, self.val_acc, "val")
 
     def test_step(self, batch, batch_idx):
-        return self._step(batch, self.test_acc, "test")[1]  # the logits, for mnist_lit.report.TestReport
+        return self._step(batch, self.test_acc, "test")[1]  # the logits, for mnist_lit.callbacks.TestReport
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # Checked when the logger reads the loss anyway, and at the epoch end: reading it waits for the GPU.
