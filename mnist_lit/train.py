@@ -67,8 +67,8 @@ def check_config(cfg: DictConfig):
               ("tune", lambda v: v in (None, "lr", "batch_size"), "tune=lr (the learning-rate finder) or "
                                                                   "tune=batch_size"))
     for key, ok, want in checks:
-        if not ok(cfg[key]):
-            raise ConfigError(f"{key}={cfg[key]!r} is invalid: use {want}")
+        if not ok(cfg.get(key)):
+            raise ConfigError(f"{key}={cfg.get(key)!r} is invalid: use {want}")
     for key, example in (("hidden", "[512,256]"), ("channels", "[32,64,128]"), ("convs_per_block", "2"),
                          ("stem_stride", "2")):
         value = cfg.model.get(key)
