@@ -135,8 +135,8 @@ class TestReport(L.Callback):
         for name, image in images.items():
             image.save(self.dirpath / f"{name}.png")
         # One table, not a one-point chart per class (47 of them for EMNIST balanced).
-        rows = [f"| {name} | {a:.4f} | {c} / {t} |" for name, a, c, t in
-                zip(classes, accuracy.tolist(), correct.tolist(), total.tolist())]
+        rows = [f"| {name} | {r['accuracy']:.4f} | {r['correct']} / {r['total']} |"
+                for name, r in self.metrics["test/per_class"].items()]
         table = "\n".join(["| class | accuracy | correct |", "|---|---|---|", *rows])
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -1,8 +1,7 @@
 """Export a checkpoint's network: python -m mnist_lit.export --ckpt PATH --format onnx|torchscript|ckpt --out FILE.
 
 ONNX and TorchScript take float32 images (N, *the network's in_shape, e.g. 1, 28, 28) in [0, 1], any batch size
-N, and return logits; the class
-names travel inside the file (ONNX metadata_props, a TorchScript extra file), so
+N, and return logits; the class names travel inside the file (ONNX metadata_props, a TorchScript extra file), so
 `python -m mnist_lit.predict --model FILE` reads with it alone. `ckpt` is the checkpoint less its training state
 (optimizer, callbacks): the network's config and weights, its classes and framing, and what its run measured;
 mnist_lit/reader.ckpt, the reader shipped with the package, is one.

@@ -26,6 +26,7 @@ from mnist_lit.checkpoint import CheckpointError, check_compatible
 from mnist_lit.data import DataError
 from mnist_lit.module import SCHEDULES, LitClassifier
 from mnist_lit.runs import ConfigError, drop_if_unused, resumed_config, resumed_folder
+from mnist_lit.tune import MODES as TUNE_MODES, tune
 
 # Errors whose message is the whole story: printed as one line (the traceback with HYDRA_FULL_ERROR=1).
 USER_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
@@ -64,8 +65,8 @@ def check_config(cfg: DictConfig):
               ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0, e.g. weight_decay=1e-4"),
               ("label_smoothing", lambda v: number(v) and 0 <= v < 1, "in [0, 1), e.g. label_smoothing=0.1"),
               ("schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
-              ("tune", lambda v: v in (None, "lr", "batch_size"), "tune=lr (the learning-rate finder) or "
-                                                                  "tune=batch_size"))
+              ("tune", lambda v: v is None or v in TUNE_MODES, "tune=lr (the learning-rate finder) or "
+                                                               "tune=batch_size"))
     for key, ok, want in checks:
         if not ok(cfg.get(key)):
             raise ConfigError(f"{key}={cfg.get(key)!r} is invalid: use {want}")
@@ -143,9 +144,7 @@ def train(cfg: DictConfig) -> dict:
     ckpt_path = start_from(cfg, model, run_dir)
     trainer = make_trainer(cfg)
     if cfg.get("tune"):
-        from mnist_lit.tune import tune  # Lightning's Tuner: finds lr or batch_size, trains nothing
-
-        return tune(cfg, trainer, model, datamodule)
+        return tune(cfg, trainer, model, datamodule)  # Lightning's Tuner: finds lr or batch_size, trains nothing
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -8,8 +8,9 @@ from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
 from mnist_lit.report import draw_lr_finder
+from mnist_lit.runs import ConfigError
 
-MODES = ("lr", "batch_size")
+MODES = ("lr", "batch_size")  # tune=...
 
 
 def tune(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule) -> dict:
@@ -22,7 +23,7 @@ def tune(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodu
                                update_attr=False)
         lr = finder.suggestion()
         if lr is None:  # too few points before the loss diverged
-            raise ValueError("the learning-rate finder found no suggestion: try a smaller batch_size")
+            raise ConfigError("the learning-rate finder found no suggestion: try a smaller batch_size")
         draw_lr_finder(finder.results["lr"], finder.results["loss"], lr).save(run_dir / "lr_find.png")
         result = {"tune/lr": lr}
         advice = (f"suggested lr {lr:.3g} (the steepest fall of the loss; plot: {run_dir / 'lr_find.png'}): "
@@ -32,7 +33,7 @@ def tune(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodu
         datamodule.prepare_data()
         datamodule.setup()
         # Doubles the batch until memory runs out (on a GPU) or the next would exceed the training set.
-        doublings = int(math.log2(len(datamodule.splits["train"][0]) / cfg.batch_size)) if cfg.batch_size else 0
+        doublings = int(math.log2(len(datamodule.splits["train"][0]) / cfg.batch_size))
         size = tuner.scale_batch_size(model, datamodule=datamodule, mode="power", init_val=cfg.batch_size,
                                       max_trials=max(1, min(doublings + 1, 12)), steps_per_trial=3)
         result = {"tune/batch_size": size}
