@@ -133,10 +133,26 @@ def test_styles_give_ones_a_flag_and_sevens_a_bar_and_leave_other_digits_alone()
     assert torch.equal(Augment(styles=1.0)(x, y=y, classes=list("ABCDEFGHIJ")), x)  # letters have no 1 or 7
 
 
-def test_a_coarse_elastic_field_spreads_as_the_gaussian_one():
-    x = digits(256)
-    fields = []
+def simard_field(n, alpha=34.0, sigma=4.0, size=28):
+    """The textbook elastic field (Simard et al. 2003), in pixels: per-pixel uniform noise, Gaussian-blurred."""
+    noise = torch.rand(n * 2, 1, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    r = torch.arange(-8, 9.0)
+    k = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    f = torch.nn.functional.conv2d(torch.nn.functional.pad(noise, (8, 8, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    f = torch.nn.functional.conv2d(torch.nn.functional.pad(f, (0, 0, 8, 8), mode="replicate"), k.view(1, 1, -1, 1))
+    return f.view(n, 2, size, size).permute(0, 2, 3, 1) * alpha
+
+
+def test_elastic_fields_spread_and_bend_as_simards():
+    x, ref = digits(), simard_field(1024)
+    lag = lambda f, d: torch.corrcoef(torch.stack([f[:, 14, 10, 0], f[:, 14, 10 + d, 0]]))[0, 1]  # noqa: E731
     for grid in (0, 5):
         a = Augment(elastic_alpha=34, elastic_sigma=4, elastic_grid=grid)
-        fields.append(a._elastic_field(256, 28, 28, a.generator("cpu"), x) * 14)  # in pixels
-    assert abs(fields[1].std() / fields[0].std() - 1) < 0.15
+        field = a._elastic_field(1024, 28, 28, a.generator("cpu"), x).permute(0, 2, 3, 1) * 14  # grid units to px
+        if grid == 0:  # the same field, its noise drawn for pairs of pixels: where the digits are, as smooth
+            inner = (slice(None), slice(6, 22), slice(6, 22))
+            assert abs(field[inner].std() / ref[inner].std() - 1) < 0.05
+            assert abs(lag(field, 4) - lag(ref, 4)) < 0.06 and abs(lag(field, 8) - lag(ref, 8)) < 0.1
+        else:  # a coarse grid of control points: as large displacements over the image
+            assert abs(field.std() / ref.std() - 1) < 0.1

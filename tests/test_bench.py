@@ -22,6 +22,10 @@ def test_bench_runs_all_three_pipelines_and_writes_json(tiny_root, tmp_path, cap
         assert len(p["epoch_seconds_all"]) == 1 and p["epoch_seconds"] > 0
         assert p["peak_rss_mb"] >= p["import_rss_mb"] > 0
     assert set(saved["ratios"]) >= {"real_over_bare", "torchvision_over_real"}
+    aug = saved["augmentation"]  # each preset's cost beside a training step of the benchmarked network
+    assert aug["batch_size"] == 50 and set(aug["fraction_of_step"]) == {"affine", "elastic"}
+    assert all(aug["ms"][k] > 0 for k in ("step", "affine", "elastic"))
+    assert aug["fraction_of_step"]["elastic"] == round(aug["ms"]["elastic"] / aug["ms"]["step"], 4)
 
     # The default config (not the benchmark's model or batch size) trains until the target, then stops.
     t = saved["time_to_target"]
@@ -31,6 +35,7 @@ def test_bench_runs_all_three_pipelines_and_writes_json(tiny_root, tmp_path, cap
 
     printed = capsys.readouterr().out
     assert "(a)/(b) time" in printed and "(c)/(a) time" in printed and str(out / "bench.json") in printed
+    assert "augmentation of a batch of 50: affine" in printed
 
 
 @pytest.mark.slow
