@@ -126,23 +126,32 @@ def run_real(overrides, run_dir, target=None):
             "train_seconds": metrics["train_seconds"]}
 
 
+def _autocast(cfg, device):
+    """What trainer.precision asks of Lightning: bf16-mixed is autocast to bfloat16."""
+    return torch.autocast(device.type, torch.bfloat16, enabled="bf16" in str(cfg.trainer.precision))
+
+
+def _train_step(cfg, net, opt, x, y, autocast):
+    """One training step as LitClassifier takes it: the loss (label smoothing included), backward, the update."""
+    with autocast:
+        loss = F.cross_entropy(net(x), y, label_smoothing=cfg.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _loop(cfg, net, train_batches, val_batches, steps_per_epoch, device):
     """Trains and validates cfg.epochs epochs like LitClassifier does; returns the per-epoch times."""
     net.to(device)
     opt = make_optimizer(net.parameters(), cfg.lr, cfg.weight_decay)  # LitClassifier's optimizer and schedule
     sched = make_schedule(opt, cfg.schedule, cfg.lr, cfg.epochs * steps_per_epoch)
-    # What trainer.precision asks of Lightning: bf16-mixed is autocast to bfloat16.
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled="bf16" in str(cfg.trainer.precision))
+    autocast = _autocast(cfg, device)
     walls, cpus, acc = [], [], None
     for epoch in range(cfg.epochs):
         wall, cpu = time.perf_counter(), time.process_time()
         net.train()
         for x, y in train_batches(epoch):
-            with autocast:
-                loss = F.cross_entropy(net(x), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _train_step(cfg, net, opt, x, y, autocast)
             if sched is not None:
                 sched.step()
         net.eval()
@@ -278,17 +287,7 @@ def matmul_peak(device) -> float:
     """The machine's measured matrix-product rate in GFLOP/s (float32 on the CPU, bfloat16 on a GPU)."""
     n, dtype = (4096, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    times = []
-    for _ in range(7):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t) / 10)
-    return round(2 * n ** 3 / statistics.median(times[2:]) / 1e9, 1)  # the first two warm up
+    return round(2 * n ** 3 / _ms(lambda: a @ b, device) / 1e6, 1)
 
 
 def _ms(fn, device, rounds=7, n=10) -> float:
@@ -303,7 +302,7 @@ def _ms(fn, device, rounds=7, n=10) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append((time.perf_counter() - t) / n * 1000)
-    return round(statistics.median(times[2:]), 3)
+    return statistics.median(times[2:])
 
 
 def augment_cost(cfg, device, presets=("affine", "elastic")) -> dict:
@@ -314,15 +313,9 @@ def augment_cost(cfg, device, presets=("affine", "elastic")) -> dict:
     y = torch.randint(cfg.data.num_classes, (cfg.batch_size,), device=device)
     net = build(OmegaConf.to_container(cfg.model, resolve=True)).to(device).train()
     opt = make_optimizer(net.parameters(), cfg.lr, cfg.weight_decay)
-
-    def step():
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    ms = {"step": _ms(step, device)}
-    ms.update({name: _ms(lambda a=make(name): a(x), device) for name in presets})
+    autocast = _autocast(cfg, device)
+    ms = {"step": round(_ms(lambda: _train_step(cfg, net, opt, x, y, autocast), device), 3)}
+    ms.update({name: round(_ms(lambda a=make(name): a(x), device), 3) for name in presets})
     return {"batch_size": cfg.batch_size, "ms": ms,
             "fraction_of_step": {name: round(ms[name] / ms["step"], 4) for name in presets}}
 
@@ -445,7 +438,8 @@ def format_report(report) -> str:
                      f"(torchvision over the real path; target >= 2.5)")
     a = report.get("augmentation")
     if a:
-        shares = ", ".join(f"{name} {a['ms'][name]:.2f} ms ({100 * f:.1f}%)" for name, f in a["fraction_of_step"].items())
+        shares = ", ".join(f"{name} {a['ms'][name]:.2f} ms ({100 * f:.1f}%)"
+                           for name, f in a["fraction_of_step"].items())
         lines.append(f"augmentation of a batch of {a['batch_size']}: {shares} of a training step "
                      f"({a['ms']['step']:.1f} ms; target <= 10%)")
     t = report["time_to_target"]

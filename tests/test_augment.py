@@ -156,3 +156,16 @@ def test_elastic_fields_spread_and_bend_as_simards():
             assert abs(lag(field, 4) - lag(ref, 4)) < 0.06 and abs(lag(field, 8) - lag(ref, 8)) < 0.1
         else:  # a coarse grid of control points: as large displacements over the image
             assert abs(field.std() / ref.std() - 1) < 0.1
+
+
+def test_the_matrix_grids_are_torchs_own():
+    # The affine grid and the control-point field are drawn by matrix products: the same as F.affine_grid and
+    # F.interpolate(bicubic), so recipes trained before (the shipped reader's) see the same warps.
+    x, theta = torch.zeros(3, 1, 20, 28), torch.randn(3, 2, 3)
+    a = Augment(elastic_alpha=16, elastic_grid=4)
+    grid = (theta @ a._matrix("pixels", 20, 28, x)).view(3, 2, 20, 28).permute(0, 2, 3, 1)
+    assert torch.allclose(grid, torch.nn.functional.affine_grid(theta, [3, 1, 20, 28], align_corners=False), atol=1e-5)
+    coarse = torch.randn(3, 2, 4, 4)
+    enlarged = a._matrix("rows", 20, 28, x) @ coarse @ a._matrix("cols", 20, 28, x).T
+    expected = torch.nn.functional.interpolate(coarse, size=(20, 28), mode="bicubic", align_corners=True)
+    assert torch.allclose(enlarged, expected, atol=1e-5)
