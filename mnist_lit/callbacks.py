@@ -65,8 +65,26 @@ class RNGState(L.Callback):
             torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
+def warm_ema(decay: float):
+    """AveragedModel's avg_fn: an exponential moving average whose decay warms up as timm's does, (1 + n) / (10 + n)
+    after n updates, until it reaches `decay`."""
+
+    @torch.no_grad()
+    def update(average, current, n):
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        return d * average + (1 - d) * current
+
+    return update
+
+
 class EMA(EMAWeightAveraging):
-    """Lightning's EMA of the weights (validated, checkpointed and tested), with testing a checkpoint fixed."""
+    """Lightning's EMA of the weights (validated, checkpointed and tested), warmed up, with testing a checkpoint fixed."""
+
+    def __init__(self, decay: float = 0.999, **kwargs):
+        super().__init__(decay=decay, **kwargs)
+        # Lightning's average starts from the first step's weights at the full decay: after n steps 0.999**n of them
+        # is still in it (5% after 3,000 steps, a short run's whole length), and BatchNorm nets suffer most.
+        self._kwargs["avg_fn"] = warm_ema(decay)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         # Lightning 2.6 puts the raw training weights back (checkpoint["current_model_state"]) whenever a checkpoint

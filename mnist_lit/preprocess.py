@@ -157,7 +157,7 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _crop(mask: np.ndarray) -> np.ndarray:
-    """A mask with some ink -> the part inside the ink's bounding box."""
+    """A mask (or an ink map) with some ink -> the part inside the ink's bounding box."""
     x0, y0, x1, y1 = _bbox(mask)
     return mask[y0:y1, x0:x1]
 
@@ -196,6 +196,17 @@ def _grain(gray: np.ndarray) -> float:
     return float(np.percentile(d, 25)) / (0.3186 * np.sqrt(2)) if d.size else 0.0
 
 
+def _enlarge(gray: np.ndarray, scale: float, pad: int = 2) -> np.ndarray:
+    """A small gray image enlarged smoothly by `scale` as if paper lay beyond its edges: ink that reaches the edge of
+    a tight crop fades out there as it does elsewhere, instead of running on (Pillow repeats the edge pixels)."""
+    h, w = gray.shape
+    paper = float(np.percentile(gray, 95 if _dark_ink(gray) else 5))  # (a tight crop's border can be mostly ink)
+    big = _resize(np.pad(gray, pad, constant_values=paper),
+                  (round((h + 2 * pad) * scale), round((w + 2 * pad) * scale)), Image.BICUBIC)
+    p = round(pad * scale)
+    return np.clip(big[p:p + round(h * scale), p:p + round(w * scale)], 0, 1)
+
+
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Gray image -> (ink as bright on dark with the paper's lighting removed, working scale vs. the input, the
     noise's standard deviation in the ink map once smoothed as ink_mask smooths it)."""
@@ -208,7 +219,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     # white noise to 0.27 of itself, and noise enlarged to blobs of `scale` pixels hardly at all.
     noise = _grain(gray) * min(1.0, scale) / np.sqrt(1 + 4 * np.pi / max(1.0, scale) ** 2)
     if scale > 1:  # a small scan: smooth enlargement, so that the strokes' edges come out round, not blocky
-        gray = np.clip(_fit(gray, side, Image.BICUBIC), 0, 1)
+        gray = _enlarge(gray, scale)
     elif scale < 1:
         gray = _fit(gray, side)
     # A reduced copy (area-averaged, so noise averages away) judges the polarity and the paper's shade.
@@ -388,10 +399,13 @@ def render(mask: np.ndarray, framing: str = "mnist", ink: np.ndarray | None = No
     if ink is not None and max(x1 - x0, y1 - y0) < SMALL * scale:
         r = int(np.ceil(scale))  # an input pixel around the mask: the strokes' soft edges
         near = ndi.maximum_filter(mask, 2 * r + 1)  # binary_dilation by a square, 500x faster
-        gray = (ink * near)[max(0, y0 - r):y1 + r, max(0, x0 - r):x1 + r]
+        # Padded, so that a crop tight to the ink has the same margin as any other.
+        gray = np.pad(ink * near, r)[y0:y1 + 2 * r, x0:x1 + 2 * r]
         gray = np.clip(gray / max(float(np.percentile(ink[mask], 90)), 1e-6), 0, 1)
-        box = _fit(gray, side, Image.BOX)
-        return _centre(np.clip((box - 0.1) / 0.9, 0, 1), by)  # the paper's faint halo back to black
+        f = side / max(x1 - x0, y1 - y0)  # the mask's box to `side`, as below; the soft edges around it
+        box = _resize(gray, (max(1, round(gray.shape[0] * f)), max(1, round(gray.shape[1] * f))), Image.BOX)
+        box = _crop(np.clip((box - 0.1) / 0.9, 0, 1))  # the paper's faint halo back to black
+        return _centre(_fit(box, SIZE, Image.BOX) if max(box.shape) > SIZE else box, by)
     crop = _crop(mask)
     fine = _fit(crop, FINE) > 0.5
     if not fine.any():

@@ -1,5 +1,6 @@
 import torch
 
+from mnist_lit.callbacks import warm_ema
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.module import LitClassifier
 from mnist_lit.train import train
@@ -28,3 +29,12 @@ def test_ema_checkpoint_holds_the_average_and_the_test_uses_it(tiny_root, tmp_pa
     x = x.unsqueeze(1).float() / 255
     # The reported test accuracy is the averaged weights' (Lightning alone would test the raw ones).
     assert abs(metrics["test/acc"] - accuracy(ckpt["hyper_parameters"], average, x, y)) < 1e-6
+
+
+def test_the_average_forgets_the_first_weights_within_a_short_run():
+    update = warm_ema(0.999)
+    average = torch.ones(1)  # the weights at the first step; every later step's are 0
+    for n in range(1, 3001):
+        average = update(average, torch.zeros(1), torch.tensor(n))
+    assert average.item() < 1e-6  # the plain EMA at 0.999 keeps 0.999**3000 = 5% of them
+    assert abs(update(torch.ones(1), torch.zeros(1), torch.tensor(10 ** 6)).item() - 0.999) < 1e-6  # then 0.999

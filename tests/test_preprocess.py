@@ -110,6 +110,18 @@ def test_tight_crops_and_small_scans_read_like_the_full_image():
         assert close(preprocess(small), base, 0.12), side
 
 
+def test_a_small_scan_reads_the_same_cropped_to_its_ink_or_with_paper_around():
+    big = draw([TWO], size=(400, 400), box=(100, 60, 200, 280), width=36)
+    small = np.asarray(big.crop((82, 42, 318, 358)).resize((6, 8), Image.BOX))
+    rows, cols = np.flatnonzero(small.min(1) < 250), np.flatnonzero(small.min(0) < 250)
+    edge = small[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # ink in every edge row and column
+    a, b = preprocess(edge), preprocess(np.pad(edge, 3, constant_values=255))
+    assert abs(a.sum() - b.sum()) < 0.05 * b.sum()  # the same amount of ink: none runs on at the edges
+    for out in (a, b):  # and the same size: the box of the strokes' cores is MNIST's 20 px
+        rows, cols = np.flatnonzero(out.max(1) > 0.5), np.flatnonzero(out.max(0) > 0.5)
+        assert BOX - 2 <= rows[-1] - rows[0] + 1 <= BOX, out.round(1)
+
+
 def test_emnist_framing_fills_the_frame_and_centres_the_box():
     out = preprocess(draw([TWO]), framing="emnist")
     rows, cols = np.flatnonzero(out.max(1) > 0.05), np.flatnonzero(out.max(0) > 0.05)
