@@ -144,10 +144,14 @@ def _resize(a: np.ndarray, shape, resample=Image.BILINEAR) -> np.ndarray:
     return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize(shape[::-1], resample), dtype=np.float32)
 
 
+def _scale(a: np.ndarray, f: float, resample=Image.BILINEAR) -> np.ndarray:
+    """Resizes a float array by the factor f, keeping the aspect ratio."""
+    return _resize(a, (max(1, round(a.shape[0] * f)), max(1, round(a.shape[1] * f))), resample)
+
+
 def _fit(a: np.ndarray, side: float, resample=Image.BILINEAR) -> np.ndarray:
     """Resizes a float array so that its longest side is `side` pixels, keeping the aspect ratio."""
-    f = side / max(a.shape)
-    return _resize(a, (max(1, round(a.shape[0] * f)), max(1, round(a.shape[1] * f))), resample)
+    return _scale(a, side / max(a.shape), resample)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -201,8 +205,7 @@ def _enlarge(gray: np.ndarray, scale: float, pad: int = 2) -> np.ndarray:
     a tight crop fades out there as it does elsewhere, instead of running on (Pillow repeats the edge pixels)."""
     h, w = gray.shape
     paper = float(np.percentile(gray, 95 if _dark_ink(gray) else 5))  # (a tight crop's border can be mostly ink)
-    big = _resize(np.pad(gray, pad, constant_values=paper),
-                  (round((h + 2 * pad) * scale), round((w + 2 * pad) * scale)), Image.BICUBIC)
+    big = _scale(np.pad(gray, pad, constant_values=paper), scale, Image.BICUBIC)
     p = round(pad * scale)
     return np.clip(big[p:p + round(h * scale), p:p + round(w * scale)], 0, 1)
 
@@ -403,7 +406,7 @@ def render(mask: np.ndarray, framing: str = "mnist", ink: np.ndarray | None = No
         gray = np.pad(ink * near, r)[y0:y1 + 2 * r, x0:x1 + 2 * r]
         gray = np.clip(gray / max(float(np.percentile(ink[mask], 90)), 1e-6), 0, 1)
         f = side / max(x1 - x0, y1 - y0)  # the mask's box to `side`, as below; the soft edges around it
-        box = _resize(gray, (max(1, round(gray.shape[0] * f)), max(1, round(gray.shape[1] * f))), Image.BOX)
+        box = _scale(gray, f, Image.BOX)
         box = _crop(np.clip((box - 0.1) / 0.9, 0, 1))  # the paper's faint halo back to black
         return _centre(_fit(box, SIZE, Image.BOX) if max(box.shape) > SIZE else box, by)
     crop = _crop(mask)
