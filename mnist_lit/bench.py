@@ -426,9 +426,11 @@ def summarise(results, n_train):
 
 def format_report(report) -> str:
     """The printed table: one row per pipeline, then the ratios and the time to the target accuracy."""
-    rows = [[s["label"], f"{s['epoch_seconds']:.2f}", f"{s['samples_per_s']:,.0f}", f"{s['epoch_cpu_seconds']:.2f}",
+    # The range of the timed epochs beside their median: a shared or throttled CPU shows as a wide one.
+    rows = [[s["label"], f"{s['epoch_seconds']:.2f}", f"{min(s['epoch_seconds_all']):.2f}-"
+             f"{max(s['epoch_seconds_all']):.2f}", f"{s['samples_per_s']:,.0f}", f"{s['epoch_cpu_seconds']:.2f}",
              f"{s['peak_rss_mb']:,.0f}"] for s in report["pipelines"].values()]
-    lines = [table(rows, ["pipeline", "s/epoch", "samples/s", "CPU s/epoch", "peak RSS MB"])]
+    lines = [table(rows, ["pipeline", "s/epoch", "range", "samples/s", "CPU s/epoch", "peak RSS MB"])]
     r = report["ratios"]
     if "real_over_bare" in r:
         lines.append(f"(a)/(b) time: {r['real_over_bare']:.2f}x, CPU time {r['real_over_bare_cpu']:.2f}x  "

@@ -63,6 +63,12 @@ def test_summary_takes_medians_over_repeats_and_epochs():
     assert summary["real"]["samples_per_s"] == 100
     assert ratios == {"real_over_bare": 1.1, "real_over_bare_cpu": 1.1, "torchvision_over_real": 3.0,
                       "torchvision_over_real_cpu": 3.0}
+    # The printed table shows each pipeline's median and the range of its epochs (a busy CPU shows as a wide one).
+    report = {"pipelines": summary, "ratios": ratios, "augmentation": None, "time_to_target": None, "recipes": {},
+              "load_average": {"start": [0.5], "end": [0.7]}, "machine": {"cores": 2}}
+    rows = {line.split("  ")[0]: line.split() for line in bench.format_report(report).splitlines()}
+    assert rows[bench.PIPELINES["real"]][-5:-3] == ["11.00", "10.00-30.00"]
+    assert rows[bench.PIPELINES["bare"]][-5:-3] == ["10.00", "9.00-50.00"]
 
 
 def test_bad_options_are_one_line_errors(capsys):

@@ -30,10 +30,10 @@ def test_splits_are_disjoint_sized_and_test_set_untouched(tiny_root):
     assert (len(xtr), len(xva), len(xte)) == (500, 100, 200)
     assert torch.equal(xte, torch.from_numpy(arrays["test"][0]))
     assert torch.equal(yte, torch.from_numpy(arrays["test"][1]).long())
-    # Every training image lands in exactly one of train/val.
-    rows = lambda x: {bytes(r) for r in x.reshape(len(x), -1).numpy()}  # noqa: E731
-    assert rows(xtr).isdisjoint(rows(xva))
-    assert rows(xtr) | rows(xva) == rows(torch.from_numpy(arrays["train"][0]))
+    # Every training image lands, with its own label, in exactly one of train/val.
+    rows = lambda x, y: {(bytes(r), int(c)) for r, c in zip(x.reshape(len(x), -1).numpy(), y)}  # noqa: E731
+    assert rows(xtr, ytr).isdisjoint(rows(xva, yva))
+    assert rows(xtr, ytr) | rows(xva, yva) == rows(torch.from_numpy(arrays["train"][0]), arrays["train"][1])
     # The split is fixed by split_seed, not by the run's seed.
     other = MNISTDataModule(root=tiny_root, val_size=100, seed=123)
     other.setup()
