@@ -1,4 +1,5 @@
-"""Lightning's extras: callbacks (exact resume, EMA, compile, the test report), atomic checkpoints, TensorBoard's layout."""
+"""Lightning's extras: callbacks (exact resume, EMA, compile, the test report), atomic checkpoints written in a
+thread, TensorBoard's layout."""
 import errno
 import os
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
 from mnist_lit.checkpoint import CheckpointError
 from mnist_lit.report import draw_confusion, draw_misclassified
@@ -47,6 +48,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             kept = f"; the previous {path.name} is intact" if path.exists() else ""
             raise CheckpointError(f"could not save checkpoint {path}: {why}{kept}; free space in {path.parent} "
                                   f"(or set run_dir elsewhere) and resume with resume={path.parent.parent}") from e
+
+
+class BackgroundCheckpointIO(AsyncCheckpointIO):
+    """AtomicCheckpointIO in a thread, on a copy: the next epoch starts while a checkpoint reaches the disk."""
+
+    def __init__(self):
+        super().__init__(AtomicCheckpointIO())
+
+    # teardown() waits for the writes queued so far and raises a failed one's error (the next save starts a new
+    # thread). Lightning calls it at the end of fit; reading or removing a checkpoint waits first too, since the
+    # tuner saves one and restores it in the same fit.
+    def load_checkpoint(self, *args, **kwargs):
+        self.teardown()
+        return super().load_checkpoint(*args, **kwargs)
+
+    def remove_checkpoint(self, *args, **kwargs):
+        self.teardown()
+        super().remove_checkpoint(*args, **kwargs)
 
 
 class RNGState(L.Callback):

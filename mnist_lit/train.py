@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_lit.callbacks import AtomicCheckpointIO, RNGState
+from mnist_lit.callbacks import BackgroundCheckpointIO, RNGState
 from mnist_lit.checkpoint import CheckpointError, check_compatible
 from mnist_lit.data import DataError
 from mnist_lit.module import SCHEDULES, LitClassifier
@@ -118,7 +118,7 @@ def make_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer of the config, with its callbacks and loggers."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [RNGState()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[BackgroundCheckpointIO()])
     if (sweep_job(cfg) and type(trainer.strategy.launcher).__name__ == "_SubprocessScriptLauncher"
             and not trainer.strategy.cluster_environment.creates_processes_externally):  # (SLURM starts them itself)
         # Lightning relaunches `sys.argv` for each extra process: with -m that would start a whole sweep in each.
@@ -149,6 +149,8 @@ def train(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     train_seconds = time.perf_counter() - start
+    # Process 0's fit has waited for its checkpoint writes: the others wait for it before reading the best one.
+    trainer.strategy.barrier("checkpoints written")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)[0]
 

@@ -3,13 +3,14 @@ the same seed gives the same numbers, and runs never share a folder."""
 import errno
 import os
 import signal
+import time
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
 from mnist_lit import runs
-from mnist_lit.callbacks import AtomicCheckpointIO
+from mnist_lit.callbacks import AtomicCheckpointIO, BackgroundCheckpointIO
 from mnist_lit.checkpoint import CheckpointError
 from mnist_lit.train import train
 from tests.conftest import SMALL, comparable, compose_train, start
@@ -104,6 +105,16 @@ def test_a_checkpoint_write_replaces_the_file_whole(tmp_path):
     io.save_checkpoint({"step": 1}, path)
     io.save_checkpoint({"step": 2}, path)
     assert torch.load(path, weights_only=True) == {"step": 2} and os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_a_background_checkpoint_write_keeps_a_copy_and_a_read_waits_for_it(tmp_path, monkeypatch):
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: (time.sleep(0.3), real_save(obj, f)))  # a slow disk
+    io, w, path = BackgroundCheckpointIO(), torch.zeros(1000), tmp_path / "last.ckpt"
+    io.save_checkpoint({"w": w}, path)
+    w += 1  # training goes on while the write is under way
+    assert torch.equal(io.load_checkpoint(path)["w"], torch.zeros(1000))
+    io.teardown()
 
 
 def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeypatch):
