@@ -16,12 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_lit.callbacks import BackgroundCheckpointIO, RNGState
+from mnist_lit.callbacks import BackgroundCheckpointIO, RNGState, TimedProgressBar
 from mnist_lit.checkpoint import CheckpointError, check_compatible
 from mnist_lit.data import DataError
 from mnist_lit.module import SCHEDULES, LitClassifier
@@ -117,6 +118,8 @@ def start_from(cfg: DictConfig, model: LitClassifier, run_dir: Path) -> str | No
 def make_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer of the config, with its callbacks and loggers."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [RNGState()]
+    if cfg.trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(TimedProgressBar())  # in place of Lightning's, which redraws after every batch
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[BackgroundCheckpointIO()])
     if (sweep_job(cfg) and type(trainer.strategy.launcher).__name__ == "_SubprocessScriptLauncher"

@@ -127,6 +127,24 @@ def test_tune_finds_an_lr_or_the_largest_batch_and_trains_nothing(tiny_root, tmp
         train(compose_train([*common, "tune=fast", f"run_dir={tmp_path / 'x'}"]))
 
 
+def test_the_progress_bar_redraws_at_most_every_interval_and_at_each_last_batch(tiny_root, tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+
+    from mnist_lit.callbacks import TimedProgressBar
+    from mnist_lit.train import make_trainer
+
+    common = [f"data.root={tiny_root}", f"run_dir={tmp_path}", "trainer.enable_model_summary=false"]
+    bars = lambda trainer: [c for c in trainer.callbacks if isinstance(c, ProgressBar)]  # noqa: E731
+    assert [type(b) for b in bars(make_trainer(compose_train(common)))] == [TimedProgressBar]
+    assert bars(make_trainer(compose_train([*common, "trainer.enable_progress_bar=false"]))) == []
+    rich = compose_train([*common, "+callbacks.bar._target_=lightning.pytorch.callbacks.RichProgressBar"])
+    assert [type(b) for b in bars(make_trainer(rich))] == [RichProgressBar]  # the config's own bar, alone
+
+    bar, clock = TimedProgressBar(interval=0.5), iter([100.0, 100.1, 100.2, 100.7, 100.8])
+    monkeypatch.setattr("mnist_lit.callbacks.time.monotonic", lambda: next(clock))
+    assert [bar._should_update(n, 5) for n in range(1, 6)] == [True, False, False, True, True]  # 5: the last
+
+
 def test_early_stopping_and_gradient_clipping_come_from_the_config(tiny_root, tmp_path):
     from mnist_lit.train import make_trainer
 
