@@ -1,5 +1,5 @@
-"""Lightning's extras: callbacks (exact resume, EMA, compile, the test report), atomic checkpoints written in a
-thread, TensorBoard's layout."""
+"""Lightning's extras: callbacks (exact resume, EMA, compile, the test report, a timed progress bar), atomic
+checkpoints written in a thread, TensorBoard's layout."""
 import errno
 import os
 import time
