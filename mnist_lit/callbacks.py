@@ -78,8 +78,8 @@ class TimedProgressBar(TQDMProgressBar):
 
     def _should_update(self, current, total):
         # Lightning redraws the bar and gathers its metrics after every batch (refresh_rate counts batches, not time):
-        # about 2 ms a step, 15% of the default MLP's epoch on a 2-core CPU. (Were this hook renamed, the bar would
-        # only go back to redrawing every batch.)
+        # 0.48 ms of the default MLP's 14 ms step on a 2-core Xeon. (Were this hook renamed, the bar would only go
+        # back to redrawing every batch.)
         now = time.monotonic()
         if not self.is_enabled or (current != total and now - self._drawn < self.interval):
             return False
