@@ -69,6 +69,11 @@ def test_summary_takes_medians_over_repeats_and_epochs():
     rows = {line.split("  ")[0]: line.split() for line in bench.format_report(report).splitlines()}
     assert rows[bench.PIPELINES["real"]][-5:-3] == ["11.00", "10.00-30.00"]
     assert rows[bench.PIPELINES["bare"]][-5:-3] == ["10.00", "9.00-50.00"]
+    # With as many repeats of each, the ratio of each repeat too: the machine's drift shows as their spread.
+    summary, ratios = bench.summarise({"real": runs([11], [15]), "bare": runs([10], [10])}, n_train=1100)
+    assert ratios["real_over_bare"] == 1.3 and ratios["real_over_bare_repeats"] == [1.1, 1.5]
+    report.update(pipelines=summary, ratios=ratios)
+    assert "(a)/(b) time: 1.30x (repeats 1.10-1.50)," in bench.format_report(report)
 
 
 def test_bad_options_are_one_line_errors(capsys):
