@@ -5,7 +5,8 @@ from pathlib import Path
 
 from mnist_lit.preprocess import ReadError
 
-IMAGE_SIGNATURES = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "GIF": b"GIF8", "BMP": b"BM", "WebP": b"RIFF"}
+IMAGE_SIGNATURES = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "GIF": b"GIF8", "BMP": b"BM", "WebP": b"RIFF",
+                    "TIFF": (b"II*\x00", b"MM\x00*")}
 
 
 class ModelError(ReadError):

@@ -9,6 +9,7 @@ Three sources, one report (accuracy, refusals, per-class accuracy, a confusion m
 """
 import argparse
 import csv
+import io
 import json
 import multiprocessing
 import sys
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mnist_lit.predict import DEFAULT_MODEL, ModelError, Reader, ReadError
 from mnist_lit.preprocess import IMAGE_SUFFIXES, preprocess
@@ -185,7 +187,8 @@ def eval_users(reader: Reader, overrides: list, kinds: list, per_kind: int, spli
     if save:
         for kind, digit, label, i in jobs:
             data = render(kind, digit, label, i)
-            ext = {b"\x89P": "png", b"\xff\xd8": "jpg", b"BM": "bmp"}.get(data[:2], "png")
+            with Image.open(io.BytesIO(data)) as im:  # each file named for its format, as a person's would be
+                ext = {"JPEG": "jpg", "TIFF": "tif", "PPM": "pnm", "HEIF": "heic"}.get(im.format, im.format.lower())
             (save / kind).mkdir(parents=True, exist_ok=True)
             (save / kind / f"{classes[label]}_{split}{i:05d}.{ext}").write_bytes(data)
     images = _preprocess_all(jobs, reader.framing, workers)

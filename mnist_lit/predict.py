@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_lit.checkpoint import ModelError, first_line, load_checkpoint, model_kind
-from mnist_lit.preprocess import IMAGE_SUFFIXES, SIZE, ReadError, prepare, preprocess_multi
+from mnist_lit.preprocess import FORMAT_NAMES, IMAGE_SUFFIXES, SIZE, ReadError, prepare, preprocess_multi
 
 __all__ = ["Reader", "ReadError", "ModelError", "DEFAULT_MODEL", "main"]
 
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
                              "mnist_lit.export (.onnx: needs only onnxruntime; .pt: TorchScript); default: the "
                              "reader shipped with mnist_lit")
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
-                        help="PNG/JPEG/BMP/GIF/WebP files, or folders of them")
+                        help=f"{FORMAT_NAMES} files, or folders of them")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--topk", type=int, default=3, help="how many of the likeliest labels to give (default 3)")
     parser.add_argument("--multi", action="store_true",

@@ -6,14 +6,17 @@ at the centre. This module does the same to a photo, scan, screenshot or drawing
 polarity, any colour), removes uneven lighting and shadows, binarises, drops specks, printed frames and ruled
 lines, and then renders each character as the model's dataset did (MNIST's or EMNIST's framing), bringing
 unusually thin or thick strokes into MNIST's range; a character only a few pixels tall is drawn from its gray
-ink. numpy, scipy and Pillow only (no torch).
+ink. numpy, scipy and Pillow (with pillow-heif for HEIC) only (no torch).
 """
 import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 from scipy import ndimage as ndi
+
+register_heif_opener()  # iPhones save their photos as HEIC, which Pillow reads through pillow-heif
 
 SIZE, BOX = 28, 20  # MNIST's canvas and the box its characters are scaled into
 # How each dataset framed its characters (a checkpoint names its framing, from mnist_lit.data's Spec): the longest
@@ -29,10 +32,14 @@ MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 
 SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
 ROW_ASPECT = 1.3  # ink wider than this times its height, in several tall pieces, is a row (a hint to read it so)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-# The formats decoded (by content, whatever the name): no other of Pillow's decoders (EPS runs Ghostscript).
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+# The formats decoded (by content, whatever the name), as Pillow and as messages name them: none of Pillow's other
+# decoders (EPS runs Ghostscript). TIFF and PNM are what scanners and SANE's scanimage write, HEIC what iPhones do.
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM", "HEIF", "AVIF")
+FORMAT_NAMES = "PNG, JPEG, BMP, GIF, WebP, TIFF, PNM, HEIC or AVIF"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pnm", ".pbm", ".pgm", ".ppm",
+                  ".heic", ".heif", ".avif")  # what a folder's images are called
 MAX_SIDE = 2 * WORK_SIDE[1]  # larger images are reduced while decoding: reading never uses more pixels
+ZOOM = 0.25  # writing narrower and shorter than this share of a large page is read again from a crop around it
 MAX_PIECES = 150  # a row of characters has fewer separate pieces of ink (preprocess_multi)
 
 
@@ -65,6 +72,8 @@ def read_gray(image) -> tuple[np.ndarray, float]:
     if (isinstance(source, Path) and source.is_file() and source.stat().st_size == 0) or image == b"":
         raise ReadError(f"{name} is empty (0 bytes): an interrupted download or copy? Save or copy it again")
     try:
+        if isinstance(source, Path):  # read into memory: from a path, Pillow 13 maps an uncompressed TIFF and then
+            source = io.BytesIO(source.read_bytes())  # drops its orientation tag unapplied (the page stays on its side)
         im = image if source is None else Image.open(source, formats=FORMATS)
         width = im.width
         k = -(-max(im.size) // MAX_SIDE)
@@ -85,9 +94,9 @@ def read_gray(image) -> tuple[np.ndarray, float]:
         raise ReadError(f"{name} is too large to decode safely ({e}): scale it down first".replace("\n", " ")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, UnidentifiedImageError):
-            raise ReadError(f"{name} is not an image in a format read here (PNG, JPEG, BMP, GIF, WebP): "
-                            f"convert it to PNG") from None
-        raise ReadError(f"{name} is unreadable ({e}): use a PNG, JPEG, BMP, GIF or WebP file".replace("\n", " ")) from None
+            raise ReadError(f"{name} is not an image in a format read here ({FORMAT_NAMES}): "
+                            "convert it to PNG") from None
+        raise ReadError(f"{name} is unreadable ({e}): use a {FORMAT_NAMES} file".replace("\n", " ")) from None
     return _gray(im, name), width / max(im.width, 1)
 
 
@@ -225,11 +234,14 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
         gray = _enlarge(gray, scale)
     elif scale < 1:
         gray = _fit(gray, side)
-    # A reduced copy (area-averaged, so noise averages away) judges the polarity and the paper's shade.
-    small = _fit(gray, 128)
-    lo, hi = np.percentile(small, [0.5, 99.5])
+    # Any marks at all? The 4th darkest and lightest pixels of a copy at most 512 px on a side, not percentiles: a
+    # small character on a clean page (a drawing app's canvas, a 1-bit scan of a page) covers far under 1% of it.
+    fine = gray if max(gray.shape) <= 512 else _fit(gray, 512)
+    lo, hi = np.partition(fine.ravel(), (3, fine.size - 4))[[3, -4]]
     if hi - lo < MIN_CONTRAST:
         raise ReadError("no ink found: the image is all one shade (blank paper?): give an image of writing")
+    # A reduced copy (area-averaged, so noise averages away) judges the polarity and the paper's shade.
+    small = _fit(gray, 128)
     dark = _dark_ink(small)
     if dark:
         gray, small = 1 - gray, 1 - small  # from here on the ink is bright
@@ -436,10 +448,30 @@ def preprocess(image, framing: str = "mnist") -> np.ndarray:
     return prepare(image, framing)[0]
 
 
+def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
+    """ink_map and ink_mask of a gray image: (ink, scale, mask, where in gray the ink map starts (x, y)).
+
+    Writing that spans under ZOOM of a page larger than the working size is found again in a crop of the page
+    around it (the writing's size on each side), so it is read from all the pixels it has, not the few it keeps
+    when the whole page is reduced.
+    """
+    ink, scale, noise = ink_map(gray)
+    mask = ink_mask(ink, noise)
+    if scale >= 1 or not mask.any():
+        return ink, scale, mask, (0, 0)
+    x0, y0, x1, y1 = (v / scale for v in _bbox(mask))  # in gray's pixels
+    size = max(x1 - x0, y1 - y0)
+    if size > ZOOM * max(gray.shape):
+        return ink, scale, mask, (0, 0)
+    left, top = max(0, int(x0 - size)), max(0, int(y0 - size))
+    crop = gray[top:int(y1 + size) + 1, left:int(x1 + size) + 1]
+    ink, scale, noise = ink_map(crop)
+    return ink, scale, ink_mask(ink, noise), (left, top)
+
+
 def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:
     """preprocess's array, and whether the ink looks like a row of characters (then preprocess_multi reads it)."""
-    ink, scale, noise = ink_map(load_gray(image))
-    mask = ink_mask(ink, noise)
+    ink, scale, mask, _ = find_ink(load_gray(image))
     return render(mask, framing, ink, scale), looks_like_a_row(mask)
 
 
@@ -537,9 +569,9 @@ def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
 def preprocess_multi(image, framing: str = "mnist") -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Any image of a row of characters -> [((x0, y0, x1, y1) in the input's pixels, 28x28 array)], left to right."""
     gray, factor = read_gray(image)
-    ink, scale, noise = ink_map(gray)
+    ink, scale, mask, (left, top) = find_ink(gray)
     out = []
-    for (x0, y0, x1, y1), m in segment(ink_mask(ink, noise)):
-        box = tuple(int(round(v / scale * factor)) for v in (x0, y0, x1, y1))
+    for (x0, y0, x1, y1), m in segment(mask):
+        box = tuple(int(round((v / scale + o) * factor)) for v, o in zip((x0, y0, x1, y1), (left, top) * 2))
         out.append((box, render(m, framing, ink, scale)))
     return out

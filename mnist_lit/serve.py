@@ -19,11 +19,12 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from mnist_lit.predict import DEFAULT_MODEL, Reader, ReadError, to_json
-from mnist_lit.preprocess import FORMATS
+from mnist_lit.preprocess import FORMAT_NAMES, FORMATS
 
 STATIC = Path(__file__).parent / "static"
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp")
-KINDS = "/".join(t.split("/")[1] for t in IMAGE_TYPES)  # png/jpeg/bmp/gif/webp, for messages
+# The Content-Types an image may be sent as (its contents decide what it is: preprocess.FORMATS).
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff", "image/heic",
+               "image/heif", "image/avif", *(f"image/x-portable-{k}map" for k in ("any", "bit", "gray", "pix")))
 MAX_UPLOAD_MB = 10
 # A 10 MB PNG of blank paper can decode to gigabytes; 40 megapixels is more than any phone photo.
 MAX_PIXELS = 40_000_000
@@ -39,7 +40,7 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in IMAGE_TYPES and ctype != "multipart/form-data":
         raise HTTPException(415, f"content type {ctype or '(none)'} is not accepted: send a "
-                                 f"{KINDS} image as the request "
+                                 f"{FORMAT_NAMES} image as the request "
                                  "body, or as the form field 'image' of a multipart/form-data request")
     too_big = HTTPException(413, f"the upload is larger than {max_bytes / 2**20:g} MB: send a smaller image "
                                  "(or start the server with a larger --max-upload-mb)")
@@ -65,7 +66,7 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
         part_type = (upload.content_type or "").lower()
         if part_type not in (*IMAGE_TYPES, "application/octet-stream"):
             raise HTTPException(415, f"{upload.filename or 'the upload'} is {part_type}, not an image: "
-                                     f"send a {KINDS} image")
+                                     f"send a {FORMAT_NAMES} image")
         data, name = await upload.read(), upload.filename or "upload"
     if not data:
         raise HTTPException(400, "the image is empty (0 bytes): send the file's contents")
@@ -73,12 +74,12 @@ async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
 
 
 def check_image(data: bytes):
-    """Refuses what is not a PNG, JPEG, BMP, GIF or WebP, and images too large to decode, from the header alone."""
+    """Refuses what is not an image in FORMATS, and images too large to decode, from the header alone."""
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as im:
             w, h = im.size
     except UnidentifiedImageError:  # whatever the Content-Type said: no other decoder runs on an upload
-        raise HTTPException(415, f"the upload is not a {KINDS} image: send one of those") from None
+        raise HTTPException(415, f"the upload is not a {FORMAT_NAMES} image: send one of those") from None
     except Image.DecompressionBombError:  # over about 179 megapixels Pillow refuses before telling the size
         raise HTTPException(413, f"the image is over {2 * Image.MAX_IMAGE_PIXELS // 10**6} megapixels, over the "
                                  f"limit of {MAX_PIXELS // 10**6}: scale it down first") from None

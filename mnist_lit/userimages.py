@@ -3,13 +3,16 @@
 Each kind turns one 28x28 MNIST digit into the encoded file (PNG, JPEG, ...) a person would hand over. The digit's
 shape is kept: it is smoothly enlarged and traced as a pen stroke with sharp edges, then put on paper of that kind.
 `python -m mnist_lit.eval --users` measures a checkpoint on every kind; --save writes them as labelled folders.
-numpy, scipy and Pillow only.
+numpy, scipy and Pillow (pillow-heif for HEIC) only.
 """
 import io
 
 import numpy as np
 from PIL import Image, ImageDraw
+from pillow_heif import register_heif_opener
 from scipy import ndimage as ndi
+
+register_heif_opener()  # for heic_photo
 
 
 def _fit(a: np.ndarray, shape, resample=Image.BICUBIC) -> np.ndarray:
@@ -330,6 +333,26 @@ def photo(x, rng):
     return _encode(rgb, "JPEG", "RGB", quality=int(rng.integers(40, 90)))
 
 
+def canvas(x, rng):
+    """A drawing app's canvas or a screenshot: a small digit (30-70 px) on a plain canvas up to 1920 px wide, PNG."""
+    ink = _crop(pen(x, int(rng.integers(40, 100))))
+    page = _place(ink, (int(rng.integers(400, 1081)), int(rng.integers(600, 1921))), rng)
+    paper, colour = ((1, 1, 1), (0, 0, 0)) if rng.random() < 0.7 else ((0.12, 0.12, 0.13), (1, 1, 1))  # dark mode
+    return _encode(_paint(page, paper, colour), "PNG", "RGB")
+
+
+def scan(x, rng):
+    """A page scanned in black and white (1-bit, 300 dpi): the digit 40-120 px tall on a page up to 2,500 px, saved
+    as a CCITT G4 TIFF or a PBM."""
+    ink = _crop(pen(x, int(rng.integers(55, 170))))
+    page = _place(ink, (int(rng.integers(600, 2501)), int(rng.integers(600, 1801))), rng)
+    gray = _noise(_paint(page, (0.96, 0.96, 0.94), _pen_colour(rng)), rng, 0.02) @ np.float32([0.299, 0.587, 0.114])
+    im = Image.fromarray(gray >= 0.55)  # the scanner's fixed threshold: white paper, black ink
+    buf = io.BytesIO()
+    im.save(buf, "TIFF", compression="group4") if rng.random() < 0.5 else im.save(buf, "PPM")
+    return buf.getvalue()
+
+
 def _european(x, rng, label):
     """A 1 with a flag and a foot, or a 7 with a bar across its stem, drawn in the digit's own stroke width."""
     h = 28 * 6
@@ -402,6 +425,32 @@ def whiteboard(x, rng):
     return _encode(_noise(_lighting(rgb, rng, 0.3), rng, 0.02), "JPEG", "RGB", quality=70)
 
 
+def heic_photo(x, rng):
+    """An iPhone photo as HEIC (756x1008: a quarter of one, to encode quickly), stored on its side with an EXIF
+    orientation tag; grain, uneven light, blur."""
+    ink = _place(_crop(pen(x, _height(rng, 100, 280))), (1008, 756), rng)
+    ink = ndi.gaussian_filter(ink, rng.uniform(0.3, 1.5))
+    grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
+    rgb = _paint(ink, np.asarray((0.86, 0.84, 0.8)) + grain, _pen_colour(rng))
+    rgb = _noise(_lighting(rgb, rng, rng.uniform(0.1, 0.4)), rng, 0.03)
+    im = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), "RGB").rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright stores the sensor's landscape image and this tag: turn 90 degrees
+    buf = io.BytesIO()
+    im.save(buf, "HEIF", quality=int(rng.integers(40, 80)), exif=exif.tobytes(), enc_params={"preset": "ultrafast"})
+    return buf.getvalue()
+
+
+def gray_scan(x, rng):
+    """A 600 dpi gray scan saved as a 16-bit TIFF: a pen digit 150-400 px tall on faintly textured paper."""
+    ink = _page(_crop(pen(x, _height(rng, 200, 560))), rng, (0.5, 2.0))
+    texture = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 3) * 0.02
+    gray = _noise(_paint(ink, 0.93 + texture[..., None], _pen_colour(rng)), rng, 0.01).mean(2)
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(gray, 0, 1) * 65535).round().astype(np.uint16)).save(buf, "TIFF", compression="tiff_lzw")
+    return buf.getvalue()
+
+
 def notebook(x, rng):
     """A photo of a digit in a ruled notebook: blue lines and a red margin line, uneven light, JPEG."""
     h = _height(rng, 70, 160)
@@ -417,8 +466,9 @@ def notebook(x, rng):
 
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
-                                 rotated, boxed, axes, transparent, paint, photo, european)}
-HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook)}
+                                 rotated, boxed, axes, transparent, paint, photo, european, canvas, scan)}
+# Written before their first measurement, and kept aside until the end of the work they judge (see README).
+HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 

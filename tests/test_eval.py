@@ -95,16 +95,17 @@ def test_an_evaluation_is_never_overwritten(tiny_checkpoint, tmp_path, capsys):
 @pytest.mark.slow
 @needs_real_mnist
 def test_users_benchmark_reports_each_kind_beside_the_raw_tensors(tiny_checkpoint, tmp_path, capsys):
-    rc, out, err = run(["--ckpt", tiny_checkpoint, "--users", "--kinds", "tight,european", "--per-kind", 6,
+    rc, out, err = run(["--ckpt", tiny_checkpoint, "--users", "--kinds", "tight,european,scan", "--per-kind", 6,
                         "--split", "val", f"data.root={SHARED_DATA}", "--out", tmp_path / "ev",
                         "--save", tmp_path / "imgs"], capsys)
     assert rc == 0, err
     sets = json.loads((tmp_path / "ev" / "eval.json").read_text())["sets"]
-    assert list(sets) == ["tight", "european"] and all(s["n"] == 6 for s in sets.values())
+    assert list(sets) == ["tight", "european", "scan"] and all(s["n"] == 6 for s in sets.values())
     assert all(0 <= s["raw_accuracy"] <= 1 for s in sets.values())
     assert set(sets["european"]["per_class"]) <= {"1", "7"}
     saved = sorted(p.name[0] for p in (tmp_path / "imgs" / "european").iterdir())
     assert len(saved) == 6 and set(saved) <= {"1", "7"}
+    assert {p.suffix for p in (tmp_path / "imgs" / "scan").iterdir()} <= {".tif", ".pnm"}  # named for their format
     # The saved images, read back as a folder, give the same figures.
     rc, out, err = run(["--ckpt", tiny_checkpoint, tmp_path / "imgs", "--out", tmp_path / "ev2"], capsys)
     again = json.loads((tmp_path / "ev2" / "eval.json").read_text())["sets"]

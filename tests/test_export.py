@@ -137,10 +137,12 @@ def test_models_are_told_apart_by_their_contents_and_other_files_named(cnn_check
     (tmp_path / "empty.ckpt").write_bytes(b"")
     (tmp_path / "notes.ckpt").write_text("my notes")
     (tmp_path / "digit.ckpt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    (tmp_path / "scan.ckpt").write_bytes(b"MM\x00*" + bytes(40))  # a big-endian TIFF
     torch.save(torch.nn.Linear(2, 2), tmp_path / "module.ckpt")  # a pickled nn.Module: never unpickled
     for path, words in ((run, f"a folder, not a model: pass a file in it, e.g. {run}/checkpoints/best.ckpt"),
                         (tmp_path / "empty.ckpt", "empty (0 bytes)"), (tmp_path / "notes.ckpt", "a text file"),
                         (tmp_path / "digit.ckpt", "a PNG image, not a model"),
+                        (tmp_path / "scan.ckpt", "a TIFF image, not a model"),
                         (tmp_path / "module.ckpt", "pickled Python objects")):
         with pytest.raises(ValueError) as e:
             Reader.load(path)

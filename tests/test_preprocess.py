@@ -110,6 +110,28 @@ def test_tight_crops_and_small_scans_read_like_the_full_image():
         assert close(preprocess(small), base, 0.12), side
 
 
+@pytest.mark.parametrize("size, box, width", [((1000, 1000), (480, 480, 25, 40), 4),
+                                              ((2480, 3508), (1200, 1700, 40, 60), 5),  # an A4 page at 300 dpi
+                                              ((3840, 2160), (1900, 1000, 25, 40), 4)])  # a 4K screenshot
+def test_a_small_character_on_a_large_clean_page_is_found_and_read_from_its_own_pixels(size, box, width):
+    # A drawing app's canvas, a screenshot, a 1-bit scan of a page: no grain, ink on under 0.1% of the pixels; the
+    # character read again from a crop around it, not from the page reduced to 1,024 px (where it is 10 px tall).
+    for strokes in ([TWO], [SEVEN]):
+        for ink, paper in ((0, 255), (255, 30)):
+            assert close(preprocess(draw(strokes, size=size, box=box, width=width, ink=ink, paper=paper)),
+                         preprocess(draw(strokes)), 0.05)
+
+
+def test_a_small_row_on_a_large_page_is_read_like_the_row_with_boxes_on_the_page():
+    small = row([[SEVEN], [TWO], [SEVEN]], width=3, size=(30, 45), gap=10)
+    page = Image.new("L", (3000, 2000), 255)
+    page.paste(small, (1200, 900))
+    found, alone = preprocess_multi(page), preprocess_multi(small)
+    assert len(found) == len(alone) == 3
+    for (box, img), (box0, img0) in zip(found, alone):
+        assert np.allclose(box, np.add(box0, (1200, 900) * 2), atol=3) and close(img, img0, 0.03)
+
+
 def test_a_small_scan_reads_the_same_cropped_to_its_ink_or_with_paper_around():
     big = draw([TWO], size=(400, 400), box=(100, 60, 200, 280), width=36)
     small = np.asarray(big.crop((82, 42, 318, 358)).resize((6, 8), Image.BOX))
@@ -214,8 +236,51 @@ def test_a_huge_image_is_reduced_while_decoding_and_read_as_the_small_one(tmp_pa
     assert close(preprocess(path), preprocess(im), 0.05)
 
 
-@pytest.mark.parametrize("fmt, words", [("TIFF", "not an image in a format read here"),
-                                        ("PPM", "not an image in a format read here"),
+def _saved(im, fmt, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _scans():
+    """The files scanners, scanning tools and phones write of one drawing: (name, bytes)."""
+    im = draw([TWO])
+    big = im.resize((im.width * 12, im.height * 12))  # an A4 page's size at 300-600 dpi: reduced while decoding
+    deep = Image.fromarray(np.asarray(im).astype(np.uint16) * 257)  # 16-bit gray
+    turned = Image.Exif()
+    turned[0x0112] = 6  # stored on its side, the orientation tag turns it upright
+    side = im.rotate(90, expand=True)
+    return [
+        ("TIFF, LZW, colour", _saved(im.convert("RGB"), "TIFF", compression="tiff_lzw")),
+        ("TIFF, JPEG-compressed", _saved(im.convert("RGB"), "TIFF", compression="jpeg")),
+        ("TIFF, 1-bit fax (CCITT G4), a 600 dpi page", _saved(big.convert("1"), "TIFF", compression="group4")),
+        ("TIFF, 16-bit gray", _saved(deep, "TIFF")),
+        ("TIFF, 32-bit float", _saved(Image.fromarray(np.asarray(im, np.float32) / 255), "TIFF")),
+        ("TIFF, CMYK", _saved(im.convert("CMYK"), "TIFF")),
+        ("TIFF, two pages (the first is read)", _saved(im, "TIFF", save_all=True,
+                                                        append_images=[Image.new("L", im.size, 255)])),
+        ("TIFF, stored on its side", _saved(side, "TIFF", exif=turned)),
+        ("PBM (scanimage --mode lineart)", _saved(im.convert("1"), "PPM")),
+        ("PGM, 16-bit", _saved(deep.convert("I;16"), "PPM")),
+        ("PPM", _saved(im.convert("RGB"), "PPM")),
+        ("HEIC (an iPhone photo)", _saved(im.convert("RGB"), "HEIF", quality=50)),
+        ("HEIC stored on its side", _saved(side.convert("RGB"), "HEIF", quality=50, exif=turned.tobytes())),
+        ("AVIF", _saved(im.convert("RGB"), "AVIF", quality=50)),
+    ]
+
+
+@pytest.mark.parametrize("name, data", _scans(), ids=[n for n, _ in _scans()])
+def test_scans_and_phone_formats_read_like_the_png(tmp_path, name, data):
+    base = preprocess(draw([TWO]))
+    suffix = {"T": ".tif", "P": ".pnm", "H": ".heic", "A": ".avif"}[name[0]]
+    path = tmp_path / f"page{suffix}"
+    path.write_bytes(data)
+    for image in (path, data):
+        assert close(preprocess(image), base, 0.01), name
+
+
+@pytest.mark.parametrize("fmt, words", [("TGA", "not an image in a format read here (PNG, JPEG"),
+                                        ("ICO", "not an image in a format read here"),
                                         ("EMPTY", "empty (0 bytes)")])
 def test_only_the_documented_formats_are_decoded(tmp_path, fmt, words):
     path = tmp_path / "digit.png"  # the name says PNG; the contents decide
