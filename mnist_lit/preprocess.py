@@ -465,8 +465,11 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int
         return ink, scale, mask, (0, 0)
     left, top = max(0, int(x0 - size)), max(0, int(y0 - size))
     crop = gray[top:int(y1 + size) + 1, left:int(x1 + size) + 1]
-    ink, scale, noise = ink_map(crop)
-    return ink, scale, ink_mask(ink, noise), (left, top)
+    try:
+        zoomed, zoom_scale, zoom_noise = ink_map(crop)
+        return zoomed, zoom_scale, ink_mask(zoomed, zoom_noise), (left, top)
+    except ReadError:  # a very grainy page: the reduction averaged away the grain that now hides faint writing
+        return ink, scale, mask, (0, 0)
 
 
 def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:

@@ -122,6 +122,14 @@ def test_a_small_character_on_a_large_clean_page_is_found_and_read_from_its_own_
                          preprocess(draw(strokes)), 0.05)
 
 
+def test_faint_writing_on_a_very_grainy_large_page_is_still_read_from_the_whole_page():
+    # The crop around the writing keeps the grain that reducing the whole page averaged away; the page's reading
+    # stands when the crop's is refused.
+    g = np.asarray(draw([TWO], size=(3000, 2000), box=(1400, 900, 40, 60), width=6), np.float32) / 255
+    g = np.clip(0.8 - 0.3 * (1 - g) + np.random.default_rng(0).normal(0, 0.2, g.shape), 0, 1)
+    assert close(preprocess(g), preprocess(draw([TWO])), 0.08)
+
+
 def test_a_small_row_on_a_large_page_is_read_like_the_row_with_boxes_on_the_page():
     small = row([[SEVEN], [TWO], [SEVEN]], width=3, size=(30, 45), gap=10)
     page = Image.new("L", (3000, 2000), 255)
