@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull
 
 register_heif_opener()  # iPhones save their photos as HEIC, which Pillow reads through pillow-heif
 
@@ -448,28 +449,80 @@ def preprocess(image, framing: str = "mnist") -> np.ndarray:
     return prepare(image, framing)[0]
 
 
+def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """A sheet of paper lying on something darker (a note or card on a desk): its box in gray, inset from its edge,
+    and the pixels of the box off the sheet (a tilted sheet's corners); None when the paper fills the image."""
+    small = _fit(gray, 128)
+    light = small > _otsu(small)
+    labels, n = ndi.label(light)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    piece = labels == 1 + int(np.argmax(sizes))
+    sheet = ndi.binary_fill_holes(piece)
+    inside = int(sheet.sum())
+    # A tenth of the image or more, with a surround mostly dark of a tenth or more; mostly paper, with writing in it
+    # (holes).
+    if not (0.1 * sheet.size <= inside <= 0.9 * sheet.size) or light[~sheet].mean() > 0.4:
+        return None
+    if not (0.005 * inside <= inside - sizes.max() <= 0.3 * inside):
+        return None
+    # Four straight sides (seen at an angle: a quadrilateral): it fills its smallest enclosing rectangle, which a
+    # character's outline (an 0 or 8 written light on dark) does not.
+    points = np.argwhere(sheet)
+    corners = points[ConvexHull(points).vertices].astype(np.float64)
+    turns = np.deg2rad(np.arange(90))
+    u = corners @ np.stack([np.cos(turns), np.sin(turns)])  # the corners along each direction, and across it
+    v = corners @ np.stack([-np.sin(turns), np.cos(turns)])
+    if inside < 0.85 * float(((np.ptp(u, 0) + 1) * (np.ptp(v, 0) + 1)).min()):
+        return None
+    # A sheet's edge is sharp, a shadow's or a lighting gradient's soft (measured: 0.37-0.46 against 0.04-0.22):
+    # the shade's slope across the outline, per pixel of this copy, as a share of the step from surround to sheet.
+    edge = sheet & ~ndi.binary_erosion(sheet)
+    edge[[0, -1], :] = edge[:, [0, -1]] = False  # where the image's border cuts the sheet
+    step = float(np.median(small[piece]) - np.median(small[~sheet]))
+    slope = np.hypot(ndi.sobel(small, 0), ndi.sobel(small, 1)) / 8
+    if not edge.any() or step <= 0 or np.median(slope[edge]) < 0.3 * step:
+        return None
+    x0, y0, x1, y1 = _bbox(sheet)
+    inset = 0.04 * max(x1 - x0, y1 - y0)  # the sheet's edge and its shadow stay out
+    hx0, hy0, hx1, hy1 = _bbox(sheet & ~piece)
+    if min(hx0 - x0, hy0 - y0, x1 - hx1, y1 - hy1) < 2 * inset:  # writing runs to the edge: a shadow's, not a sheet's
+        return None
+    f = max(gray.shape) / max(small.shape)
+    box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), (inset, inset, -inset, -inset)))
+    off = _resize((~sheet).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
+    return box, off
+
+
 def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
     """ink_map and ink_mask of a gray image: (ink, scale, mask, where in gray the ink map starts (x, y)).
 
-    Writing that spans under ZOOM of a page larger than the working size is found again in a crop of the page
-    around it (the writing's size on each side), so it is read from all the pixels it has, not the few it keeps
-    when the whole page is reduced.
+    A sheet photographed on a darker desk is read inside its edges. Writing that spans under ZOOM of a page larger
+    than the working size is found again in a crop of the page around it (the writing's size on each side), so it
+    is read from all the pixels it has, not the few it keeps when the whole page is reduced.
     """
+    left = top = 0
+    sheet = _sheet(gray)
+    if sheet is not None:
+        (left, top, x1, y1), off = sheet
+        crop = gray[top:y1, left:x1]
+        gray = np.where(off, np.median(crop[~off]), crop).astype(np.float32)
     ink, scale, noise = ink_map(gray)
     mask = ink_mask(ink, noise)
     if scale >= 1 or not mask.any():
-        return ink, scale, mask, (0, 0)
+        return ink, scale, mask, (left, top)
     x0, y0, x1, y1 = (v / scale for v in _bbox(mask))  # in gray's pixels
     size = max(x1 - x0, y1 - y0)
     if size > ZOOM * max(gray.shape):
-        return ink, scale, mask, (0, 0)
-    left, top = max(0, int(x0 - size)), max(0, int(y0 - size))
-    crop = gray[top:int(y1 + size) + 1, left:int(x1 + size) + 1]
+        return ink, scale, mask, (left, top)
+    x, y = max(0, int(x0 - size)), max(0, int(y0 - size))
+    crop = gray[y:int(y1 + size) + 1, x:int(x1 + size) + 1]
     try:
         zoomed, zoom_scale, zoom_noise = ink_map(crop)
-        return zoomed, zoom_scale, ink_mask(zoomed, zoom_noise), (left, top)
+        return zoomed, zoom_scale, ink_mask(zoomed, zoom_noise), (left + x, top + y)
     except ReadError:  # a very grainy page: the reduction averaged away the grain that now hides faint writing
-        return ink, scale, mask, (0, 0)
+        return ink, scale, mask, (left, top)
 
 
 def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:

@@ -353,6 +353,41 @@ def scan(x, rng):
     return buf.getvalue()
 
 
+def _on_desk(x, rng, colour, fill, tilt, desk):
+    """The digit on a sheet (`fill` of its side) lying at up to `tilt` degrees on a desk, with its shadow: RGB."""
+    ink = _crop(pen(x, _height(rng, 100, 240)))
+    side = int(max(ink.shape) / rng.uniform(*fill))
+    sheet = np.zeros((side, side), np.float32)
+    top = (side - ink.shape[0]) // 2 + int(rng.integers(-side // 12, side // 12 + 1))
+    left = (side - ink.shape[1]) // 2 + int(rng.integers(-side // 12, side // 12 + 1))
+    sheet[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
+    paper = np.ones_like(sheet)
+    angle = rng.uniform(-tilt, tilt)
+    sheet, paper = (np.clip(ndi.rotate(a, angle, order=1), 0, 1) for a in (sheet, paper))
+    h, w = (int(n * rng.uniform(1.3, 2.2)) for n in sheet.shape)
+    top, left = int(rng.integers(0, h - sheet.shape[0] + 1)), int(rng.integers(0, w - sheet.shape[1] + 1))
+    writing, paper = (np.pad(a, ((top, h - top - a.shape[0]), (left, w - left - a.shape[1]))) for a in (sheet, paper))
+    shadow = ndi.gaussian_filter(np.roll(paper, (6, 6), (0, 1)), 4)
+    grain = 1 + 0.15 * ndi.gaussian_filter(rng.normal(0, 1, (h, w)), (1, 20))  # the wood's grain, along it
+    rgb = np.asarray(desk) * (grain * (1 - 0.4 * shadow))[..., None] * (1 - paper[..., None])
+    rgb = rgb + np.asarray(colour) * paper[..., None]
+    rgb = _paint(writing, rgb, _pen_colour(rng))
+    return ndi.gaussian_filter(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), (0.7, 0.7, 0))
+
+
+def note_on_desk(x, rng):
+    """A sticky note photographed on a wooden desk: the note filling a third to two thirds of the photo, JPEG."""
+    colour = [(0.98, 0.92, 0.45), (0.98, 0.7, 0.8), (0.7, 0.9, 0.98), (0.95, 0.95, 0.92)][int(rng.integers(4))]
+    desk = [(0.45, 0.32, 0.2), (0.3, 0.22, 0.15), (0.25, 0.25, 0.27)][int(rng.integers(3))]
+    return _encode(_on_desk(x, rng, colour, (0.35, 0.7), 10, desk), "JPEG", "RGB", quality=85)
+
+
+def card_on_table(x, rng):
+    """A white index card photographed on a dark table, tilted up to 25 degrees, JPEG."""
+    return _encode(_on_desk(x, rng, (0.93, 0.93, 0.9), (0.3, 0.6), 25, (0.15, 0.15, 0.17)), "JPEG", "RGB",
+                   quality=int(rng.integers(60, 90)))
+
+
 def _european(x, rng, label):
     """A 1 with a flag and a foot, or a 7 with a bar across its stem, drawn in the digit's own stroke width."""
     h = 28 * 6
@@ -466,9 +501,10 @@ def notebook(x, rng):
 
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
-                                 rotated, boxed, axes, transparent, paint, photo, european, canvas, scan)}
+                                 rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
+                                 note_on_desk)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
-HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan)}
+HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError, ink_map,
-                                  ink_mask, load_gray, preprocess, preprocess_multi, read_gray, segment, stroke_width)
+from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError, _sheet,
+                                  ink_map, ink_mask, load_gray, preprocess, preprocess_multi, read_gray, segment,
+                                  stroke_width)
 from tests.conftest import SEVEN, TWO, draw, row
 
 def gray(im) -> np.ndarray:
@@ -128,6 +129,30 @@ def test_faint_writing_on_a_very_grainy_large_page_is_still_read_from_the_whole_
     g = np.asarray(draw([TWO], size=(3000, 2000), box=(1400, 900, 40, 60), width=6), np.float32) / 255
     g = np.clip(0.8 - 0.3 * (1 - g) + np.random.default_rng(0).normal(0, 0.2, g.shape), 0, 1)
     assert close(preprocess(g), preprocess(draw([TWO])), 0.08)
+
+
+def test_a_card_photographed_on_a_darker_desk_is_read_inside_its_edges():
+    # The card is lighter than the desk and the image's border is desk: without finding the sheet, the card was
+    # taken for light ink, with the digit as its holes.
+    card = draw([SEVEN], size=(300, 300), box=(100, 60, 100, 180), width=12, paper=235)
+    base = preprocess(card)
+    for angle, desk in ((0, 90), (12, 60), (-20, 120)):
+        photo = Image.new("L", (700, 560), desk)
+        turned = card.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=desk)
+        photo.paste(turned, (150, 110))
+        g = ndi.gaussian_filter(np.asarray(photo, np.float32), 0.8) / 255  # a camera's slight blur
+        assert close(preprocess(g), preprocess(np.asarray(card.rotate(angle, fillcolor=235), np.float32) / 255),
+                     0.05), angle
+    assert close(base, preprocess(np.asarray(card, np.float32) / 255), 0.01)
+
+
+def test_a_shadow_or_lighting_gradient_is_not_taken_for_a_sheets_edge():
+    page = np.asarray(draw([TWO], size=(400, 300)), np.float32) / 255
+    xx = np.mgrid[:300, :400][1]
+    for light in (0.45 + 0.55 * np.clip((xx - 150) / 100, 0, 1),  # a soft shadow over the left side
+                  0.5 + 0.5 * xx / 400):  # light from the right
+        assert _sheet(page * light) is None
+        assert close(preprocess(page * light), preprocess(page), 0.05)
 
 
 def test_a_small_row_on_a_large_page_is_read_like_the_row_with_boxes_on_the_page():
