@@ -68,9 +68,9 @@ def _crop(ink: np.ndarray, margin: int = 0) -> np.ndarray:
 
 
 def _place(ink: np.ndarray, shape, rng) -> np.ndarray:
-    """The ink at a random position on a canvas of the given shape (which must hold it)."""
-    h, w = ink.shape
-    out = np.zeros(shape, np.float32)
+    """The ink (and any channels after its rows and columns) at a random position on a canvas of shape (h, w)."""
+    h, w = ink.shape[:2]
+    out = np.zeros((*shape, *ink.shape[2:]), np.float32)
     top, left = int(rng.integers(0, shape[0] - h + 1)), int(rng.integers(0, shape[1] - w + 1))
     out[top:top + h, left:left + w] = ink
     return out
@@ -349,7 +349,10 @@ def scan(x, rng):
     gray = _noise(_paint(page, (0.96, 0.96, 0.94), _pen_colour(rng)), rng, 0.02) @ np.float32([0.299, 0.587, 0.114])
     im = Image.fromarray(gray >= 0.55)  # the scanner's fixed threshold: white paper, black ink
     buf = io.BytesIO()
-    im.save(buf, "TIFF", compression="group4") if rng.random() < 0.5 else im.save(buf, "PPM")
+    if rng.random() < 0.5:
+        im.save(buf, "TIFF", compression="group4")
+    else:
+        im.save(buf, "PPM")
     return buf.getvalue()
 
 
@@ -365,8 +368,7 @@ def _on_desk(x, rng, colour, fill, tilt, desk):
     angle = rng.uniform(-tilt, tilt)
     sheet, paper = (np.clip(ndi.rotate(a, angle, order=1), 0, 1) for a in (sheet, paper))
     h, w = (int(n * rng.uniform(1.3, 2.2)) for n in sheet.shape)
-    top, left = int(rng.integers(0, h - sheet.shape[0] + 1)), int(rng.integers(0, w - sheet.shape[1] + 1))
-    writing, paper = (np.pad(a, ((top, h - top - a.shape[0]), (left, w - left - a.shape[1]))) for a in (sheet, paper))
+    writing, paper = np.moveaxis(_place(np.dstack([sheet, paper]), (h, w), rng), 2, 0)
     shadow = ndi.gaussian_filter(np.roll(paper, (6, 6), (0, 1)), 4)
     grain = 1 + 0.15 * ndi.gaussian_filter(rng.normal(0, 1, (h, w)), (1, 20))  # the wood's grain, along it
     rgb = np.asarray(desk) * (grain * (1 - 0.4 * shadow))[..., None] * (1 - paper[..., None])

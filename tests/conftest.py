@@ -154,6 +154,13 @@ def ckpt() -> Path:
     return DEFAULT_MODEL
 
 
+def encoded(im: Image.Image, fmt="PNG", **kwargs) -> bytes:
+    """The bytes of an image saved in a format (Pillow's save options as keywords)."""
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
 @functools.cache
 def digit_png(scale=8) -> tuple[bytes, str | None]:
     """A user's image of a digit (dark on light, scaled up) and its label; without real MNIST, a bare stroke."""
@@ -165,7 +172,4 @@ def digit_png(scale=8) -> tuple[bytes, str | None]:
     else:
         x, label = np.zeros((28, 28), np.uint8), None
         x[6:22, 12:16] = 255
-    im = Image.fromarray(255 - x).resize((28 * scale, 28 * scale), Image.BILINEAR)
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue(), label
+    return encoded(Image.fromarray(255 - x).resize((28 * scale, 28 * scale), Image.BILINEAR)), label

@@ -1,5 +1,4 @@
 """Preprocessing: images of every kind come out as MNIST-style 28x28 characters; segmentation of rows."""
-import io
 import re
 import time
 
@@ -11,7 +10,7 @@ from scipy import ndimage as ndi
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError, _sheet,
                                   ink_map, ink_mask, load_gray, preprocess, preprocess_multi, read_gray, segment,
                                   stroke_width)
-from tests.conftest import SEVEN, TWO, draw, row
+from tests.conftest import SEVEN, TWO, draw, encoded, row
 
 def gray(im) -> np.ndarray:
     return np.asarray(im.convert("L"), np.float32) / 255
@@ -216,9 +215,7 @@ def test_bad_input_is_one_clear_line(image, words):
 
 
 def test_a_truncated_file_is_reported(tmp_path):
-    buf = io.BytesIO()
-    draw([TWO]).save(buf, "PNG")
-    (tmp_path / "cut.png").write_bytes(buf.getvalue()[:200])
+    (tmp_path / "cut.png").write_bytes(encoded(draw([TWO]))[:200])
     with pytest.raises(ReadError, match="cut.png"):
         preprocess(tmp_path / "cut.png")
 
@@ -226,9 +223,7 @@ def test_a_truncated_file_is_reported(tmp_path):
 def test_load_gray_accepts_paths_bytes_and_images(tmp_path):
     im = draw([TWO], mode="RGB", ink=(0, 0, 0), paper=(250, 250, 250))
     im.save(tmp_path / "two.webp", lossless=True)
-    buf = io.BytesIO()
-    im.save(buf, "BMP")
-    for source in (im, tmp_path / "two.webp", str(tmp_path / "two.webp"), buf.getvalue()):
+    for source in (im, tmp_path / "two.webp", str(tmp_path / "two.webp"), encoded(im, "BMP")):
         assert np.array_equal(load_gray(source), gray(im))
 
 
@@ -269,12 +264,6 @@ def test_a_huge_image_is_reduced_while_decoding_and_read_as_the_small_one(tmp_pa
     assert close(preprocess(path), preprocess(im), 0.05)
 
 
-def _saved(im, fmt, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kwargs)
-    return buf.getvalue()
-
-
 def _scans():
     """The files scanners, scanning tools and phones write of one drawing: (name, bytes)."""
     im = draw([TWO])
@@ -284,21 +273,21 @@ def _scans():
     turned[0x0112] = 6  # stored on its side, the orientation tag turns it upright
     side = im.rotate(90, expand=True)
     return [
-        ("TIFF, LZW, colour", _saved(im.convert("RGB"), "TIFF", compression="tiff_lzw")),
-        ("TIFF, JPEG-compressed", _saved(im.convert("RGB"), "TIFF", compression="jpeg")),
-        ("TIFF, 1-bit fax (CCITT G4), a 600 dpi page", _saved(big.convert("1"), "TIFF", compression="group4")),
-        ("TIFF, 16-bit gray", _saved(deep, "TIFF")),
-        ("TIFF, 32-bit float", _saved(Image.fromarray(np.asarray(im, np.float32) / 255), "TIFF")),
-        ("TIFF, CMYK", _saved(im.convert("CMYK"), "TIFF")),
-        ("TIFF, two pages (the first is read)", _saved(im, "TIFF", save_all=True,
+        ("TIFF, LZW, colour", encoded(im.convert("RGB"), "TIFF", compression="tiff_lzw")),
+        ("TIFF, JPEG-compressed", encoded(im.convert("RGB"), "TIFF", compression="jpeg")),
+        ("TIFF, 1-bit fax (CCITT G4), a 600 dpi page", encoded(big.convert("1"), "TIFF", compression="group4")),
+        ("TIFF, 16-bit gray", encoded(deep, "TIFF")),
+        ("TIFF, 32-bit float", encoded(Image.fromarray(np.asarray(im, np.float32) / 255), "TIFF")),
+        ("TIFF, CMYK", encoded(im.convert("CMYK"), "TIFF")),
+        ("TIFF, two pages (the first is read)", encoded(im, "TIFF", save_all=True,
                                                         append_images=[Image.new("L", im.size, 255)])),
-        ("TIFF, stored on its side", _saved(side, "TIFF", exif=turned)),
-        ("PBM (scanimage --mode lineart)", _saved(im.convert("1"), "PPM")),
-        ("PGM, 16-bit", _saved(deep.convert("I;16"), "PPM")),
-        ("PPM", _saved(im.convert("RGB"), "PPM")),
-        ("HEIC (an iPhone photo)", _saved(im.convert("RGB"), "HEIF", quality=50)),
-        ("HEIC stored on its side", _saved(side.convert("RGB"), "HEIF", quality=50, exif=turned.tobytes())),
-        ("AVIF", _saved(im.convert("RGB"), "AVIF", quality=50)),
+        ("TIFF, stored on its side", encoded(side, "TIFF", exif=turned)),
+        ("PBM (scanimage --mode lineart)", encoded(im.convert("1"), "PPM")),
+        ("PGM, 16-bit", encoded(deep.convert("I;16"), "PPM")),
+        ("PPM", encoded(im.convert("RGB"), "PPM")),
+        ("HEIC (an iPhone photo)", encoded(im.convert("RGB"), "HEIF", quality=50)),
+        ("HEIC stored on its side", encoded(side.convert("RGB"), "HEIF", quality=50, exif=turned.tobytes())),
+        ("AVIF", encoded(im.convert("RGB"), "AVIF", quality=50)),
     ]
 
 

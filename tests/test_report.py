@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mnist_lit.report import draw_confusion, draw_misclassified
 from mnist_lit.train import train
-from tests.conftest import FAST, compose_train
+from tests.conftest import FAST, compose_train, encoded
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -20,16 +20,10 @@ def png_size(data: bytes):
     return Image.open(io.BytesIO(data)).size
 
 
-def as_png(image):
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_confusion_image_has_a_cell_per_pair_of_classes():
     ten = draw_confusion(np.diag(np.arange(10) + 5), list("0123456789"))
     big = draw_confusion(np.eye(26, dtype=int) * 3 + 1, [chr(97 + i) for i in range(26)])
-    (w10, h10), (w26, h26) = png_size(as_png(ten)), png_size(as_png(big))
+    (w10, h10), (w26, h26) = png_size(encoded(ten)), png_size(encoded(big))
     assert h26 - h10 == 16 * 36 and abs(w26 - w10 - 16 * 36) < 8  # a 36-pixel cell per extra class; margins fit names
     # A perfect classifier: dark diagonal, white off-diagonal (the grid ends 10 px from the right, 30 from the bottom).
     px = np.asarray(ten)
@@ -39,18 +33,18 @@ def test_confusion_image_has_a_cell_per_pair_of_classes():
 
 def test_long_class_names_fit_in_both_images():
     names = ["T-shirt/top", "Trouser", "Ankle boot"]
-    w, h = png_size(as_png(draw_confusion(np.eye(3, dtype=int), names)))
+    w, h = png_size(encoded(draw_confusion(np.eye(3, dtype=int), names)))
     assert h > 3 * 36 + 70  # the column names are written upwards above the grid
     wrong = [(torch.zeros(28, 28, dtype=torch.uint8), 0, 2)] * 3
-    w, _ = png_size(as_png(draw_misclassified(wrong, names)))
+    w, _ = png_size(encoded(draw_misclassified(wrong, names)))
     assert w > 3 * (84 + 4) + 4  # columns widened to hold "T-shirt/top (true Ankle boot)"
 
 
 def test_misclassified_grid_captions_every_image():
     wrong = [(torch.full((28, 28), 200, dtype=torch.uint8), 3, 8)] * 10
-    w, h = png_size(as_png(draw_misclassified(wrong, list("0123456789"), scale=2, columns=4)))
+    w, h = png_size(encoded(draw_misclassified(wrong, list("0123456789"), scale=2, columns=4)))
     assert (w, h) == (4 * (56 + 4) + 4, 3 * (56 + 16 + 4) + 4)  # 10 images: 4 columns, 3 rows
-    png_size(as_png(draw_misclassified([], list("01"))))  # nothing wrong: still a valid image
+    png_size(encoded(draw_misclassified([], list("01"))))  # nothing wrong: still a valid image
 
 
 def test_test_run_writes_plots_per_class_table_and_tensorboard_images(tiny_root, tmp_path):

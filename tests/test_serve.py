@@ -10,13 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, digit_png
-
-def png(im: Image.Image, fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt)
-    return buf.getvalue()
-
+from tests.conftest import ROOT, digit_png, encoded
 
 @pytest.fixture(scope="module")
 def reader(ckpt):
@@ -72,7 +66,7 @@ def test_a_raw_png_is_read_as_the_reader_reads_it(client, reader):
 
 def test_a_multipart_jpeg_upload_is_read(client, reader):
     data, label = digit_png()
-    jpeg = png(Image.open(io.BytesIO(data)).convert("RGB"), "JPEG")
+    jpeg = encoded(Image.open(io.BytesIO(data)).convert("RGB"), "JPEG")
     r = client.post("/api/predict", files={"image": ("digit.jpg", jpeg, "image/jpeg")})
     assert r.status_code == 200, r.text
     got = r.json()
@@ -86,7 +80,7 @@ def test_a_multipart_jpeg_upload_is_read(client, reader):
                                          ("PPM", "image/x-portable-graymap")])
 def test_scanner_and_phone_formats_are_read_as_a_body_and_in_a_form(client, reader, fmt, ctype):
     data, label = digit_png()
-    image = png(Image.open(io.BytesIO(data)).convert("RGB"), fmt)
+    image = encoded(Image.open(io.BytesIO(data)).convert("RGB"), fmt)
     want = reader.read(data)["label"]
     for kwargs in (dict(content=image, headers={"content-type": ctype}),
                    dict(files={"image": ("scan", image, "application/octet-stream")})):
@@ -108,7 +102,7 @@ def test_multi_reads_a_row_of_characters(client, reader):
     row = Image.new("L", (one.width * 3, one.height), 255)
     for i in range(3):
         row.paste(one, (i * one.width, 0))
-    row_png = png(row)
+    row_png = encoded(row)
     r = client.post("/api/predict?multi=true", content=row_png, headers={"content-type": "image/png"})
     assert r.status_code == 200, r.text
     got = r.json()
@@ -128,9 +122,7 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 def other_format(fmt: str) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (40, 40), "white").save(buf, fmt)
-    return buf.getvalue()
+    return encoded(Image.new("RGB", (40, 40), "white"), fmt)
 
 
 def corrupt_png() -> bytes:
@@ -159,7 +151,7 @@ BAD = [
     ("over Pillow's bomb limit", dict(content=png_claiming(20_000, 10_000), headers={"content-type": "image/png"}),
      413, "megapixels"),
     ("corrupt", dict(content=corrupt_png(), headers={"content-type": "image/png"}), 422, ""),
-    ("blank paper", dict(content=png(Image.new("L", (200, 200), 255)), headers={"content-type": "image/png"}),
+    ("blank paper", dict(content=encoded(Image.new("L", (200, 200), 255)), headers={"content-type": "image/png"}),
      422, ""),
     ("topk not a number", dict(params={"topk": "many"}, content=b"x", headers={"content-type": "image/png"}),
      422, "topk"),
@@ -179,7 +171,7 @@ def test_a_bad_request_gets_a_clear_4xx_and_the_server_keeps_serving(client, wha
 
 def test_an_image_too_large_to_decode_is_refused(client, monkeypatch):
     monkeypatch.setattr("mnist_lit.serve.MAX_PIXELS", 100 * 100)
-    r = client.post("/api/predict", content=png(Image.new("L", (200, 100), 255)),
+    r = client.post("/api/predict", content=encoded(Image.new("L", (200, 100), 255)),
                     headers={"content-type": "image/png"})
     assert r.status_code == 413 and "200x100 pixels" in r.json()["error"]
 
@@ -256,7 +248,7 @@ def test_serve_starts_with_the_shipped_reader_when_given_no_checkpoint():
 def test_a_huge_image_within_the_limit_is_read_at_the_resolution_reading_needs(client, reader):
     data, label = digit_png(scale=8)  # 224 x 224: the same digit at 27x its size is 6048 x 6048 (36.6 MP)
     big = Image.open(io.BytesIO(data)).resize((6048, 6048), Image.NEAREST)
-    r = client.post("/api/predict", content=png(big), headers={"content-type": "image/png"})
+    r = client.post("/api/predict", content=encoded(big), headers={"content-type": "image/png"})
     assert r.status_code == 200 and r.json()["label"] == reader.read(data)["label"]
 
 
@@ -300,7 +292,7 @@ def grid_png(k: int) -> bytes:
     for i in range(k):
         for j in range(k):
             a[4 + 12 * i:8 + 12 * i, 4 + 12 * j:8 + 12 * j] = 0
-    return png(Image.fromarray(a))
+    return encoded(Image.fromarray(a))
 
 
 @pytest.mark.slow
@@ -313,9 +305,10 @@ def test_hostile_uploads_do_not_stall_the_server_or_its_memory():
 
     huge = np.full((6600, 6000), 255, np.uint8)
     huge[2000:4600, 2800:3300] = 0
+    page = encoded(Image.fromarray(huge))
     hostile = [("/api/predict?multi=true", grid_png(40)), ("/api/predict", grid_png(40)),
-               ("/api/predict", png(Image.fromarray(huge))), ("/api/predict", other_format("TGA")),
-               ("/api/predict", png_claiming(20_000, 10_000)), ("/api/predict?multi=true", png(Image.fromarray(huge)))]
+               ("/api/predict", page), ("/api/predict", other_format("TGA")),
+               ("/api/predict", png_claiming(20_000, 10_000)), ("/api/predict?multi=true", page)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen([sys.executable, "-m", "mnist_lit.serve", "--port", "0"], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

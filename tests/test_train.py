@@ -92,6 +92,23 @@ def test_the_default_trainer_takes_the_gpu_in_bf16_when_there_is_one(monkeypatch
     assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.trainer.devices) == ("gpu", "bf16-mixed", 1)
 
 
+def test_gpus_are_counted_through_nvml_only_where_its_library_loads():
+    import ctypes
+    import subprocess
+    import sys
+
+    try:  # where it loads, Lightning's NVML count spares a fork a CUDA start; where not, it was a dlopen every step
+        ctypes.CDLL("libnvidia-ml.so.1")
+        loads = True
+    except OSError:
+        loads = False
+    kept = loads or not torch.version.cuda
+    probe = ("import os, torch, mnist_lit.module; "
+             "print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'), torch.cuda.is_available())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [("1" if kept else "None"), str(torch.cuda.is_available())]
+
+
 def test_tensorboard_gets_hparams_with_results_and_the_learning_rate(tiny_root, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
