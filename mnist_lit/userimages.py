@@ -103,14 +103,17 @@ def _noise(rgb: np.ndarray, rng, sd=0.03) -> np.ndarray:
     return rgb + rng.normal(0, sd, rgb.shape[:2])[..., None]
 
 
-def _encode(rgb: np.ndarray, fmt="PNG", mode="L", **kw) -> bytes:
-    """An RGB float image -> the bytes of a file (mode L: gray, RGB: colour)."""
-    im = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), "RGB")
-    if mode != "RGB":
-        im = im.convert(mode)
+def _saved(im: Image.Image, fmt: str, **kw) -> bytes:
+    """The bytes of a file of the image in a format (Pillow's save options as keywords)."""
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)
     return buf.getvalue()
+
+
+def _encode(rgb: np.ndarray, fmt="PNG", mode="L", **kw) -> bytes:
+    """An RGB float image -> the bytes of a file (mode L: gray, RGB: colour)."""
+    im = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), "RGB")
+    return _saved(im if mode == "RGB" else im.convert(mode), fmt, **kw)
 
 
 WHITE, BLACK = (0.95, 0.95, 0.93), (0.08, 0.08, 0.1)
@@ -310,9 +313,7 @@ def transparent(x, rng):
     ink = _page(_crop(pen(x, _height(rng))), rng)
     value = 0 if rng.random() < 0.5 else 255
     rgba = np.dstack([np.full(ink.shape, value, np.uint8)] * 3 + [(ink * 255).round().astype(np.uint8)])
-    buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
-    return buf.getvalue()
+    return _saved(Image.fromarray(rgba, "RGBA"), "PNG")
 
 
 def paint(x, rng):
@@ -348,12 +349,7 @@ def scan(x, rng):
     page = _place(ink, (int(rng.integers(600, 2501)), int(rng.integers(600, 1801))), rng)
     gray = _noise(_paint(page, (0.96, 0.96, 0.94), _pen_colour(rng)), rng, 0.02) @ np.float32([0.299, 0.587, 0.114])
     im = Image.fromarray(gray >= 0.55)  # the scanner's fixed threshold: white paper, black ink
-    buf = io.BytesIO()
-    if rng.random() < 0.5:
-        im.save(buf, "TIFF", compression="group4")
-    else:
-        im.save(buf, "PPM")
-    return buf.getvalue()
+    return _saved(im, "TIFF", compression="group4") if rng.random() < 0.5 else _saved(im, "PPM")
 
 
 def _on_desk(x, rng, colour, fill, tilt, desk):
@@ -473,9 +469,8 @@ def heic_photo(x, rng):
     im = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), "RGB").rotate(90, expand=True)
     exif = Image.Exif()
     exif[0x0112] = 6  # a phone held upright stores the sensor's landscape image and this tag: turn 90 degrees
-    buf = io.BytesIO()
-    im.save(buf, "HEIF", quality=int(rng.integers(40, 80)), exif=exif.tobytes(), enc_params={"preset": "ultrafast"})
-    return buf.getvalue()
+    return _saved(im, "HEIF", quality=int(rng.integers(40, 80)), exif=exif.tobytes(),
+                  enc_params={"preset": "ultrafast"})
 
 
 def gray_scan(x, rng):
@@ -483,9 +478,8 @@ def gray_scan(x, rng):
     ink = _page(_crop(pen(x, _height(rng, 200, 560))), rng, (0.5, 2.0))
     texture = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 3) * 0.02
     gray = _noise(_paint(ink, 0.93 + texture[..., None], _pen_colour(rng)), rng, 0.01).mean(2)
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(gray, 0, 1) * 65535).round().astype(np.uint16)).save(buf, "TIFF", compression="tiff_lzw")
-    return buf.getvalue()
+    return _saved(Image.fromarray((np.clip(gray, 0, 1) * 65535).round().astype(np.uint16)), "TIFF",
+                  compression="tiff_lzw")
 
 
 def notebook(x, rng):

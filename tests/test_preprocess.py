@@ -280,7 +280,7 @@ def _scans():
         ("TIFF, 32-bit float", encoded(Image.fromarray(np.asarray(im, np.float32) / 255), "TIFF")),
         ("TIFF, CMYK", encoded(im.convert("CMYK"), "TIFF")),
         ("TIFF, two pages (the first is read)", encoded(im, "TIFF", save_all=True,
-                                                        append_images=[Image.new("L", im.size, 255)])),
+                                                          append_images=[Image.new("L", im.size, 255)])),
         ("TIFF, stored on its side", encoded(side, "TIFF", exif=turned)),
         ("PBM (scanimage --mode lineart)", encoded(im.convert("1"), "PPM")),
         ("PGM, 16-bit", encoded(deep.convert("I;16"), "PPM")),
