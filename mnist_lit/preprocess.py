@@ -370,13 +370,87 @@ def clean(mask: np.ndarray) -> np.ndarray:
             frames[i] = inside or spans
     if touched:  # the pieces have changed: judge them again
         return clean(mask)
+    frames |= _marks_around(boxes, areas, keep & ~frames)
     if not (keep & ~frames).any():
         if keep.sum() > 1 or not frames.any():
             raise ReadError("no writing found, only a printed frame or lines: give an image of writing")
         # a lone line is the character itself (a "1" drawn edge to edge)
     else:
         keep &= ~frames
-    return np.isin(labels, np.flatnonzero(keep) + 1)
+    return _inside_ring(np.isin(labels, np.flatnonzero(keep) + 1))
+
+
+def _marks_around(boxes, areas, kept: np.ndarray) -> np.ndarray:
+    """Which kept pieces are drawn around the writing, not part of it: a ring round the other pieces (a circled
+    answer), or a line under them all (an underline)."""
+    b = np.asarray([(r.start, c.start, r.stop, c.stop) for r, c in boxes]).reshape(-1, 4)  # y0 x0 y1 x1
+    marks = np.zeros(len(kept), bool)
+    while True:  # again after each mark: once the lower of two underlines goes, the upper lies beneath the rest
+        pieces = np.flatnonzero(kept & ~marks)
+        if len(pieces) < 2:
+            return marks
+        # Only the piece that starts highest can enclose the others, only the one that starts lowest lie under them.
+        for i in {pieces[np.argmin(b[pieces, 0])], pieces[np.argmax(b[pieces, 0])]}:
+            others = pieces[pieces != i]
+            (y0, x0), (y1, x1) = b[others, :2].min(0), b[others, 2:].max(0)
+            bh, bw = b[i, 2] - b[i, 0], b[i, 3] - b[i, 1]
+            # A ring: the others well inside its box, and large (a fragment in a 9's loop is not another
+            # character); its ink lies round them, far lighter than its box. (A 0 round a speck: specks are gone.)
+            ring = (b[i, 0] < y0 and y1 < b[i, 2] and b[i, 1] < x0 and x1 < b[i, 3] and y1 - y0 >= 0.35 * bh
+                    and areas[others].sum() >= 0.2 * areas[i] and areas[i] < 0.35 * bh * bw)
+            # An underline: long and flat, beneath all the others (a 5's flag, a 7's bar lie above), spanning them.
+            under = bw >= 4 * bh and b[i, 0] >= y1 and bw >= 0.6 * (x1 - x0)
+            if ring or under:
+                marks[i] = True
+                break
+        else:
+            return marks
+
+
+def _inside_ring(mask: np.ndarray) -> np.ndarray:
+    """The writing inside a ring drawn round it tight enough to touch it (one piece of ink): the ring cut away."""
+    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    i = int(np.argmax(np.bincount(labels.ravel())[1:]))
+    rows, cols = ndi.find_objects(labels)[i]
+    piece = labels[rows, cols] == i + 1
+    filled = ndi.binary_fill_holes(piece)
+    # A ring's outline is an ellipse: it fills about 79% of its box and all of its convex hull (an 8 has a waist).
+    if min(piece.shape) < 8 or filled.mean() < 0.7:
+        return mask
+    if filled.sum() < 0.95 * ConvexHull(np.argwhere(filled & ~ndi.binary_erosion(filled))).volume:
+        return mask
+    # The ring's width: the depth, from the outline inwards, down to which ink fills the band at that depth.
+    depth = np.ceil(ndi.distance_transform_edt(np.pad(filled, 1))[1:-1, 1:-1]).astype(int)
+    inked = np.bincount(depth[piece], minlength=depth.max() + 1) / np.maximum(np.bincount(depth.ravel()), 1)
+    width = int(np.argmax(inked[1:] < 0.5))  # inked[1:width+1] are full
+    inner = piece & (depth > width + 1)
+    if width == 0 or inner.sum() < 0.2 * piece.sum():  # nothing inside, or a fragment in a 0: not writing
+        return mask
+    out = mask.copy()
+    out[rows, cols] &= ~(piece & ~inner)
+    return out
+
+
+def _main_group(mask: np.ndarray) -> np.ndarray:
+    """The ink of one character: its large pieces (a third of the largest's size or more) and the pieces near them;
+    small marks farther away than 0.3 of the largest piece's size (an app's toolbar, a page number) are left out."""
+    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n < 2:
+        return mask
+    b = np.asarray([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in ndi.find_objects(labels)])
+    sizes = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    size = sizes[int(np.argmax(np.bincount(labels.ravel())[1:]))]  # the largest piece's
+    group = sizes >= size / 3  # a faint character broken in fragments: all of them
+    todo = list(np.flatnonzero(group))
+    while todo:  # pieces within reach of the group, until none is added
+        y0, x0, y1, x1 = b[todo.pop()]
+        gap = np.max([b[:, 0] - y1, y0 - b[:, 2], b[:, 1] - x1, x0 - b[:, 3]], axis=0)
+        near = np.flatnonzero((gap <= 0.3 * size) & ~group)
+        group[near] = True
+        todo += list(near)
+    return np.isin(labels, np.flatnonzero(group) + 1)
 
 
 def stroke_width(fine: np.ndarray) -> float:
@@ -528,7 +602,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int
 def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:
     """preprocess's array, and whether the ink looks like a row of characters (then preprocess_multi reads it)."""
     ink, scale, mask, _ = find_ink(load_gray(image))
-    return render(mask, framing, ink, scale), looks_like_a_row(mask)
+    return render(_main_group(mask), framing, ink, scale), looks_like_a_row(mask)
 
 
 def looks_like_a_row(mask: np.ndarray) -> bool:

@@ -77,8 +77,8 @@ def _place(ink: np.ndarray, shape, rng) -> np.ndarray:
 
 
 def _page(ink: np.ndarray, rng, margin=(0.3, 1.5)) -> np.ndarray:
-    """The cropped ink on a page with margins of margin[0]..margin[1] times its height around it."""
-    h, w = ink.shape
+    """The cropped ink (and any channels after its rows and columns) on a page with margins of margin[0]..margin[1] times its height around it."""
+    h, w = ink.shape[:2]
     m = [int(rng.uniform(*margin) * h) + 1 for _ in range(2)]
     return _place(ink, (h + m[0], w + m[1]), rng)
 
@@ -386,6 +386,60 @@ def card_on_table(x, rng):
                    quality=int(rng.integers(60, 90)))
 
 
+def _ring(shape, thick, rng, gap=0.0) -> np.ndarray:
+    """A hand-drawn ring filling a canvas of `shape`: an ellipse `thick` px wide, open by `gap` of a turn."""
+    im = Image.new("L", shape[::-1], 0)
+    start = rng.uniform(0, 360)
+    ImageDraw.Draw(im).arc([thick, thick, shape[1] - thick, shape[0] - thick], start, start + 360 * (1 - gap),
+                           fill=255, width=thick)
+    return np.asarray(im, np.float32) / 255
+
+
+def circled(x, rng):
+    """A digit circled in the same pen (a circled answer), clear of the ring."""
+    ink = _crop(pen(x, _height(rng)))
+    h, w = ink.shape
+    side = int(max(h, w) * rng.uniform(1.35, 1.6))
+    shape = (side, int(side * rng.uniform(0.85, 1.0)))
+    ring = _ring(shape, max(2, int(0.06 * h)), rng)
+    top, left = (shape[0] - h) // 2, (shape[1] - w) // 2
+    ring[top:top + h, left:left + w] = np.maximum(ring[top:top + h, left:left + w], ink)
+    return _encode(_noise(_paint(_page(ring, rng, (0.2, 0.8)), WHITE, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def underlined(x, rng):
+    """A digit underlined once or twice in the same pen, the lines drawn by hand (a little tilted)."""
+    ink = _crop(pen(x, _height(rng)))
+    h, w = ink.shape
+    lines, t = int(rng.integers(1, 3)), max(2, int(0.06 * h))
+    span = int(w * rng.uniform(1.0, 1.5)) + 2 * t
+    im = Image.new("L", (span, h + lines * (t + int(0.12 * h)) + t), 0)
+    d = ImageDraw.Draw(im)
+    for k in range(lines):
+        y = h + int((k + rng.uniform(0.4, 0.8)) * 0.12 * h) + k * t
+        d.line([(t, y), (span - t, y + int(rng.integers(-t, t + 1)))], fill=255, width=t)
+    page = np.asarray(im, np.float32) / 255
+    page[:h, (span - w) // 2:(span - w) // 2 + w] = ink
+    return _encode(_noise(_paint(_page(page, rng, (0.2, 0.8)), WHITE, _pen_colour(rng)), rng, 0.02), "PNG", "RGB")
+
+
+def app_window(x, rng):
+    """A screenshot of a drawing app: the digit on its canvas, the app's toolbar of icons along the top."""
+    ink = _crop(pen(x, _height(rng, 150, 350)))
+    h, w = ink.shape
+    page = _place(ink, (h + int(rng.integers(300, 600)), w + int(rng.integers(400, 800))), rng)
+    bar = int(rng.integers(40, 60))
+    page = np.pad(page, ((bar, 0), (0, 0)))
+    dark = rng.random() < 0.5
+    canvas = np.full((*page.shape, 3), 0.12 if dark else 1.0, np.float32)
+    canvas[:bar] = 0.22 if dark else 0.9
+    icons = np.zeros(page.shape, np.float32)
+    for i in range(int(rng.integers(3, 8))):
+        icons[12:bar - 12, 16 + 44 * i:40 + 44 * i] = 1
+    colour = (0.9, 0.9, 0.9) if dark else (0.1, 0.1, 0.1)
+    return _encode(_paint(page, _paint(icons, canvas, colour), colour), "PNG", "RGB")
+
+
 def _european(x, rng, label):
     """A 1 with a flag and a foot, or a 7 with a bar across its stem, drawn in the digit's own stroke width."""
     h = 28 * 6
@@ -482,6 +536,38 @@ def gray_scan(x, rng):
                   compression="tiff_lzw")
 
 
+def phone_screenshot(x, rng):
+    """A phone screenshot of a note app (540x1170, light or dark mode): the status bar's time and icons at the top, the
+    home bar at the bottom, the digit drawn with a finger in between."""
+    page = _place(_crop(pen(x, _height(rng, 150, 380), "thick")), (900, 540), rng)
+    page = np.pad(page, ((150, 120), (0, 0)))
+    chrome = np.zeros_like(page)
+    for i in range(4):  # the time, as four blocks of digits' size
+        chrome[40:70, 40 + 22 * i:56 + 22 * i] = 1
+    for i in range(3):  # signal, wi-fi and battery
+        chrome[45:67, 400 + 40 * i:428 + 40 * i] = 1
+    chrome[1140:1150, 200:340] = 1  # the home bar
+    dark = rng.random() < 0.5
+    paper, colour = ((0.05, 0.05, 0.06), (0.95, 0.95, 0.95)) if dark else ((1, 1, 1), (0.05, 0.05, 0.05))
+    ink = [colour, (0.2, 0.4, 0.95), (0.9, 0.6, 0.1)][int(rng.integers(3))]
+    return _encode(_paint(page, _paint(chrome, paper, colour), ink), "PNG", "RGB")
+
+
+def circled_pencil(x, rng):
+    """A pencilled digit circled afterwards with a thin pen, the ring left a little open, photographed (JPEG)."""
+    ink = _crop(pen(x, _height(rng, 80, 200)))
+    h, w = ink.shape
+    side = int(max(h, w) * rng.uniform(1.4, 1.9))
+    shape = (int(side * rng.uniform(0.8, 1.0)), side)
+    ring = _ring(shape, int(rng.integers(2, 5)), rng, rng.uniform(0.02, 0.1))
+    top, left = (shape[0] - h) // 2, (shape[1] - w) // 2
+    pencil_ink = np.zeros(shape, np.float32)
+    pencil_ink[top:top + h, left:left + w] = ink
+    pencil_ink, ring = np.moveaxis(_page(np.dstack([pencil_ink, ring]), rng, (0.3, 1.0)), 2, 0)
+    rgb = _paint(ring, _paint(pencil_ink * 0.8, (0.93, 0.92, 0.88), (0.35, 0.35, 0.38)), _pen_colour(rng))
+    return _encode(_noise(_lighting(rgb, rng, 0.2), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
 def notebook(x, rng):
     """A photo of a digit in a ruled notebook: blue lines and a red margin line, uneven light, JPEG."""
     h = _height(rng, 70, 160)
@@ -498,9 +584,10 @@ def notebook(x, rng):
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
-                                 note_on_desk)}
+                                 note_on_desk, circled, underlined, app_window)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
-HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table)}
+HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
+                                     phone_screenshot, circled_pencil)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError, _sheet,
-                                  ink_map, ink_mask, load_gray, preprocess, preprocess_multi, read_gray, segment,
-                                  stroke_width)
+from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError,
+                                  _inside_ring, _sheet, ink_map, ink_mask, load_gray, preprocess, preprocess_multi,
+                                  read_gray, segment, stroke_width)
 from tests.conftest import SEVEN, TWO, draw, encoded, row
 
 def gray(im) -> np.ndarray:
@@ -89,6 +89,50 @@ def test_a_box_or_axes_touching_the_writing_and_lines_crossing_it_are_dropped():
     for y in range(30, 300, 45):
         ImageDraw.Draw(ruled).line([(0, y), (400, y)], fill=0, width=2)  # dark ruled lines through the 7
     assert close(preprocess(ruled), base, 0.06)  # (where a line runs along the 7's bar, the bar loses its rows)
+
+
+def test_a_ring_round_the_writing_and_a_line_under_it_are_dropped():
+    base = preprocess(draw([SEVEN]))
+    circled = draw([SEVEN])
+    ImageDraw.Draw(circled).ellipse([95, 25, 305, 275], outline=0, width=10)  # a circled answer, the pen's width
+    assert close(preprocess(circled), base)
+    underlined = draw([SEVEN])
+    ImageDraw.Draw(underlined).line([(130, 262), (280, 270)], fill=0, width=10)  # drawn by hand: a little tilted
+    assert close(preprocess(underlined), base)
+    # A flat stroke above the rest is part of the character (a 5's flag, written apart), not an underline.
+    body = [(.2, .15), (.15, .5), (.6, .42), (.85, .65), (.6, .95), (.15, .9)]
+    five, flag = draw([body, [(.2, 0), (.9, 0)]]), draw([body])
+    assert not close(preprocess(five), preprocess(flag))
+
+
+def test_a_ring_touching_the_writing_is_cut_away_but_a_0_an_8_and_a_slashed_0_stay_whole():
+    tight = draw([SEVEN])
+    ImageDraw.Draw(tight).ellipse([125, 35, 275, 265], outline=0, width=10)  # touches the ends of the 7's bar
+    assert close(preprocess(tight), preprocess(draw([SEVEN])), 0.06)  # (the bar's ends lose what touched the ring)
+
+    def mask(*ellipses, slash=None):
+        im = Image.new("L", (300, 300), 255)
+        d = ImageDraw.Draw(im)
+        for box in ellipses:
+            d.ellipse(box, outline=0, width=14)
+        if slash:
+            d.line(slash, fill=0, width=14)
+        return np.asarray(im) < 128
+
+    zero = [90, 40, 210, 260]
+    for m in (mask(zero), mask([100, 30, 200, 140], [90, 130, 210, 270]),  # a 0, an 8
+              mask(zero, slash=[(215, 25), (85, 275)])):  # a 0 slashed through (its ring no longer an ellipse)
+        assert (_inside_ring(m) == m).all()
+
+
+def test_marks_far_from_a_single_character_are_left_out():
+    base = preprocess(draw([TWO]))
+    app = draw([TWO], size=(700, 500), box=(300, 250, 100, 180))
+    for x in range(20, 260, 40):
+        ImageDraw.Draw(app).rectangle([x, 10, x + 24, 34], fill=0)  # a drawing app's toolbar
+    assert close(preprocess(app), base)
+    two_rows = preprocess_multi(row([[TWO], [SEVEN]], gap=400))  # a row read as a row keeps its far characters
+    assert len(two_rows) == 2
 
 
 def test_coloured_ink_as_light_as_the_paper_is_found():
