@@ -77,7 +77,8 @@ def _place(ink: np.ndarray, shape, rng) -> np.ndarray:
 
 
 def _page(ink: np.ndarray, rng, margin=(0.3, 1.5)) -> np.ndarray:
-    """The cropped ink (and any channels after its rows and columns) on a page with margins of margin[0]..margin[1] times its height around it."""
+    """The cropped ink (and any channels after its rows and columns) on a page with margins of margin[0]..margin[1]
+    times its height around it."""
     h, w = ink.shape[:2]
     m = [int(rng.uniform(*margin) * h) + 1 for _ in range(2)]
     return _place(ink, (h + m[0], w + m[1]), rng)
@@ -396,7 +397,7 @@ def _ring(shape, thick, rng, gap=0.0) -> np.ndarray:
 
 
 def circled(x, rng):
-    """A digit circled in the same pen (a circled answer), clear of the ring."""
+    """A digit circled in the same pen (a circled answer), the ring clear of it or touching it."""
     ink = _crop(pen(x, _height(rng)))
     h, w = ink.shape
     side = int(max(h, w) * rng.uniform(1.35, 1.6))
