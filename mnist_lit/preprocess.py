@@ -272,8 +272,11 @@ def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
     top = float(sample.max())
     floor = float(np.percentile(sample, 10))  # paper, unless ink covers 90% of the image
     level = float(np.median(sample[sample < floor + 0.3 * (top - floor)]))
-    strokes = sample[sample >= level + 0.3 * (top - level)]
-    peak = float(np.percentile(strokes, 75))  # the strokes' full darkness, robust to a darker speck
+    # The strokes' full darkness (robust to a darker speck), on the pieces of marks with half the ink of the one with
+    # the most or more: a screenshot's status bar or a printed label can stand out twice as far as the writing.
+    labels, n = ndi.label(sample >= level + 0.3 * (top - level))
+    mass = ndi.sum_labels(sample - level, labels, np.arange(1, n + 1))
+    peak = float(np.percentile(sample[np.isin(labels, np.flatnonzero(mass >= 0.5 * mass.max()) + 1)], 75))
     if peak - level < MIN_CONTRAST:
         raise ReadError(f"no ink found: the darkest marks differ from the paper by only {peak - level:.0%} "
                         f"(too faint): write with darker ink, or photograph it in more light")
@@ -294,6 +297,12 @@ def _runs(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
     sizes[0] = 0
     out = (sizes >= length)[labels]
     return out if axis == 1 else out.T
+
+
+def _straight(piece: np.ndarray) -> np.ndarray:
+    """The pixels of a piece of ink in straight runs, along rows or columns, over 60% of its box: printed lines."""
+    h, w = piece.shape
+    return _runs(piece, 1, max(3, int(0.6 * w))) | _runs(piece, 0, max(3, int(0.6 * h)))
 
 
 def _thin_lines(piece: np.ndarray, axis: int, width: float) -> np.ndarray:
@@ -351,7 +360,7 @@ def clean(mask: np.ndarray) -> np.ndarray:
             continue
         bh, bw = rows.stop - rows.start, cols.stop - cols.start
         piece = labels[rows, cols] == i + 1
-        straight = _runs(piece, 1, max(3, int(0.6 * bw))) | _runs(piece, 0, max(3, int(0.6 * bh)))
+        straight = _straight(piece)
         if straight.any() and (piece & ~straight).any():
             # Writing that touches a frame (a box, axes): the frame has lines both ways, thinner than the strokes.
             width = _width(piece & ~straight)
@@ -362,9 +371,11 @@ def clean(mask: np.ndarray) -> np.ndarray:
                 continue
         if straight.sum() >= 0.6 * areas[i]:  # mostly straight lines: a box, plot axes, a border, a lone line
             others = [j for j in range(n) if keep[j] and j != i]
-            inside = bool(others) and all(
-                rows.start <= boxes[j][0].start and boxes[j][0].stop <= rows.stop and
-                cols.start <= boxes[j][1].start and boxes[j][1].stop <= cols.stop for j in others)
+            within = [j for j in others if rows.start <= boxes[j][0].start and boxes[j][0].stop <= rows.stop and
+                      cols.start <= boxes[j][1].start and boxes[j][1].stop <= cols.stop]
+            # Round the writing: all the other pieces inside it, or some with a quarter of its ink or more (a form's
+            # box with its printed label beside it; not a fragment in a straight-stroked 4's box).
+            inside = bool(within) and (len(within) == len(others) or areas[within].sum() >= 0.25 * areas[i])
             # A long thin line across most of the image is a border, an axis or a ruled line.
             spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40
             frames[i] = inside or spans
@@ -434,15 +445,21 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
 
 
 def _main_group(mask: np.ndarray) -> np.ndarray:
-    """The ink of one character: its large pieces (a third of the largest's size or more) and the pieces near them;
-    small marks farther away than 0.3 of the largest piece's size (an app's toolbar, a page number) are left out."""
+    """The ink of one character: its large pieces (a third of the largest's size or more, not printed marks) and the
+    pieces near them; marks farther away than 0.3 of the largest piece's size (an app's toolbar and icons, a phone's
+    home bar, a page number) are left out."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
-    b = np.asarray([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in ndi.find_objects(labels)])
-    sizes = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-    size = sizes[int(np.argmax(np.bincount(labels.ravel())[1:]))]  # the largest piece's
+    boxes = ndi.find_objects(labels)
+    b = np.asarray([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in boxes])
+    sizes, areas = np.max(b[:, 2:] - b[:, :2], 1), np.bincount(labels.ravel())[1:]
+    largest = int(np.argmax(areas))
+    size = sizes[largest]
     group = sizes >= size / 3  # a faint character broken in fragments: all of them
+    for i in np.flatnonzero(group):
+        # but a printed mark (mostly straight lines: a bar, an outlined icon) only if it is the largest or near
+        group[i] = i == largest or _straight(labels[boxes[i]] == i + 1).sum() < 0.6 * areas[i]
     todo = list(np.flatnonzero(group))
     while todo:  # pieces within reach of the group, until none is added
         y0, x0, y1, x1 = b[todo.pop()]

@@ -8,7 +8,7 @@ numpy, scipy and Pillow (pillow-heif for HEIC) only.
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from pillow_heif import register_heif_opener
 from scipy import ndimage as ndi
 
@@ -582,13 +582,97 @@ def notebook(x, rng):
     return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(50, 90)))
 
 
+def _text(shape, xy, words: str, size: int) -> np.ndarray:
+    """Printed words (Pillow's own font) as ink coverage on a canvas of shape (h, w), their top left corner at xy."""
+    im = Image.new("L", shape[::-1])
+    ImageDraw.Draw(im).text(xy, words, fill=255, font=ImageFont.load_default(size=size))
+    return np.asarray(im, np.float32) / 255
+
+
+def tablet_notes(x, rng):
+    """A landscape tablet screenshot of a notes app (light or dark mode): a title and a sidebar of icons in the app's
+    strong text colour, the digit drawn in a lighter pen colour (yellow, sky blue, pink, green) or the text colour."""
+    ink = _crop(pen(x, _height(rng, 120, 400), ["normal", "thick"][int(rng.integers(2))]))
+    page = np.pad(_place(ink, (720, 1000), rng), ((100, 0), (90, 0)))
+    chrome = _text(page.shape, (110, 30), ["Maths", "Quiz 3", "Untitled note"][int(rng.integers(3))], 34)
+    for i in range(int(rng.integers(4, 8))):  # the sidebar: outlined square icons
+        chrome[130 + 80 * i:170 + 80 * i, 25:65] = 1
+        chrome[134 + 80 * i:166 + 80 * i, 29:61] = 0
+    dark = rng.random() < 0.5
+    paper, text = ((0.1, 0.1, 0.12), (0.93, 0.93, 0.93)) if dark else ((0.98, 0.98, 0.96), (0.1, 0.1, 0.1))
+    colour = [text, (0.95, 0.8, 0.2), (0.45, 0.7, 1.0), (0.95, 0.45, 0.65), (0.3, 0.75, 0.4)][int(rng.integers(5))]
+    return _encode(_paint(page, _paint(chrome, paper, text), colour), "PNG", "RGB")
+
+
+def form_field(x, rng):
+    """A gray scan of a form: a printed label ("Age", "No.", ...) beside a thin printed box, the digit pencilled in
+    the box (far lighter than the print); JPEG or PNG."""
+    ink = _crop(pen(x, _height(rng, 70, 160)))
+    h, w = ink.shape
+    bh, bw = int(h * rng.uniform(1.3, 1.7)), int(max(w, h) * rng.uniform(1.2, 1.8))
+    size = int(rng.integers(20, 34))
+    left, top = int(rng.integers(40, 60)) + 3 * size, int(rng.integers(30, 60))
+    page = np.zeros((bh + 2 * top, left + bw + int(rng.integers(30, 80))), np.float32)
+    label = _text(page.shape, (20, top + bh // 2 - size // 2), ["Age", "No.", "Qty", "Class"][int(rng.integers(4))],
+                  size)
+    t = int(rng.integers(1, 3))
+    box = np.zeros_like(page)
+    box[top:top + bh, left:left + bw] = 1
+    box[top + t:top + bh - t, left + t:left + bw - t] = 0
+    y, x0 = top + (bh - h) // 2 + int(rng.integers(-3, 4)), left + (bw - w) // 2 + int(rng.integers(-5, 6))
+    page[y:y + h, x0:x0 + w] = ink
+    gray = 0.93 - 0.85 * label - 0.4 * box - rng.uniform(0.25, 0.45) * page * (1 - box)
+    gray = _noise(np.repeat(gray[..., None], 3, 2), rng, 0.02)
+    if rng.random() < 0.5:
+        return _encode(gray, "JPEG", quality=int(rng.integers(60, 90)))
+    return _encode(gray)
+
+
+def whiteboard_app(x, rng):
+    """A screenshot of an online whiteboard: a dotted canvas, a floating toolbar of outlined icons along the bottom,
+    the zoom level printed in a corner, the digit drawn in a dark or coloured pen."""
+    ink = _crop(pen(x, _height(rng, 100, 300)))
+    page = np.pad(_place(ink, (660, 1280), rng), ((0, 100), (0, 0)))  # the toolbar's strip clear of the drawing
+    marks = np.zeros_like(page)
+    marks[16::32, 16::32] = 0.5  # the canvas's dots
+    x0 = int(rng.integers(300, 700))
+    for i in range(int(rng.integers(5, 9))):
+        marks[690:726, x0 + 48 * i:x0 + 48 * i + 36] = 1
+        marks[693:723, x0 + 48 * i + 3:x0 + 48 * i + 33] = 0
+    marks = np.maximum(marks, _text(page.shape, (1160, 20), "100%", 22))
+    return _encode(_paint(page, _paint(marks, (0.97, 0.97, 0.98), (0.25, 0.25, 0.3)), _pen_colour(rng)), "PNG", "RGB")
+
+
+def comb_box(x, rng):
+    """A photo of a form's row of digit boxes, cropped round one: its box, and the edges of the boxes beside it cut by
+    the crop; lit unevenly, JPEG."""
+    ink = _crop(pen(x, _height(rng, 60, 140)))
+    h, w = ink.shape
+    side = int(max(h, w) * rng.uniform(1.25, 1.6))
+    t = int(rng.integers(1, 4))
+    pad = int(side * rng.uniform(0.1, 0.35))
+    page = np.zeros((side + 2 * pad, side + 2 * pad), np.float32)
+    lines = np.zeros_like(page)
+    for x0 in (pad - side, pad, pad + side):  # the box and its neighbours in the row, sharing their sides
+        lines[pad:pad + t, max(0, x0):x0 + side + t] = 1
+        lines[pad + side:pad + side + t, max(0, x0):x0 + side + t] = 1
+        for xx in (x0, x0 + side):
+            if 0 <= xx < page.shape[1]:
+                lines[pad:pad + side + t, xx:xx + t] = 1
+    y, x1 = pad + (side - h) // 2, pad + (side - w) // 2
+    page[y:y + h, x1:x1 + w] = ink
+    rgb = _paint(page, _paint(lines, (0.93, 0.92, 0.88), (0.3, 0.3, 0.35)), _pen_colour(rng))
+    return _encode(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
-                                 note_on_desk, circled, underlined, app_window)}
+                                 note_on_desk, circled, underlined, app_window, phone_screenshot,
+                                 tablet_notes, form_field)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
-                                     phone_screenshot, circled_pencil)}
+                                     circled_pencil, whiteboard_app, comb_box)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError,
@@ -89,6 +89,11 @@ def test_a_box_or_axes_touching_the_writing_and_lines_crossing_it_are_dropped():
     for y in range(30, 300, 45):
         ImageDraw.Draw(ruled).line([(0, y), (400, y)], fill=0, width=2)  # dark ruled lines through the 7
     assert close(preprocess(ruled), base, 0.06)  # (where a line runs along the 7's bar, the bar loses its rows)
+    form = draw([SEVEN], size=(600, 300), box=(350, 60, 100, 180), ink=120)  # pencilled
+    d = ImageDraw.Draw(form)
+    d.rectangle([310, 30, 490, 270], outline=110, width=2)  # a form's box, its printed label beside it
+    d.text((20, 130), "Age", fill=0, font=ImageFont.load_default(size=40))
+    assert close(preprocess(form), preprocess(draw([SEVEN], ink=120)))
 
 
 def test_a_ring_round_the_writing_and_a_line_under_it_are_dropped():
@@ -131,9 +136,24 @@ def test_marks_far_from_a_single_character_are_left_out():
     for x in range(20, 260, 40):
         ImageDraw.Draw(app).rectangle([x, 10, x + 24, 34], fill=0)  # a drawing app's toolbar
     assert close(preprocess(app), base)
+    notes = draw([TWO], size=(700, 500), box=(400, 250, 100, 180))
+    for y in range(20, 420, 100):  # a notes app's sidebar: outlined icons half the character's size
+        ImageDraw.Draw(notes).rectangle([20, y, 110, y + 90], outline=0, width=4)
+    assert close(preprocess(notes), base)
     two_rows = preprocess_multi(row([[TWO], [SEVEN]], gap=400))  # a row read as a row keeps its far characters
     assert len(two_rows) == 2
 
+
+
+def test_a_screenshots_bright_status_and_home_bars_do_not_hide_or_join_a_fainter_pen():
+    base = preprocess(draw([TWO]))
+    for paper, pen, chrome in ((20, 110, 245), (255, 150, 10)):  # a blue pen in dark mode, an orange one in light
+        shot = draw([TWO], size=(400, 800), box=(150, 300, 100, 180), ink=pen, paper=paper)
+        d = ImageDraw.Draw(shot)
+        for x in (30, 50, 70, 90, 300, 330, 360):  # the time, signal, wi-fi, battery: twice the pen's contrast
+            d.rectangle([x, 30, x + 14, 54], fill=chrome)
+        d.rounded_rectangle([140, 770, 260, 778], 4, fill=chrome)  # the home bar
+        assert close(preprocess(shot), base), (paper, pen)
 
 def test_coloured_ink_as_light_as_the_paper_is_found():
     base = preprocess(draw([TWO]))
