@@ -144,7 +144,6 @@ def test_marks_far_from_a_single_character_are_left_out():
     assert len(two_rows) == 2
 
 
-
 def test_a_screenshots_bright_status_and_home_bars_do_not_hide_or_join_a_fainter_pen():
     base = preprocess(draw([TWO]))
     for paper, pen, chrome in ((20, 110, 245), (255, 150, 10)):  # a blue pen in dark mode, an orange one in light
@@ -154,6 +153,7 @@ def test_a_screenshots_bright_status_and_home_bars_do_not_hide_or_join_a_fainter
             d.rectangle([x, 30, x + 14, 54], fill=chrome)
         d.rounded_rectangle([140, 770, 260, 778], 4, fill=chrome)  # the home bar
         assert close(preprocess(shot), base), (paper, pen)
+
 
 def test_coloured_ink_as_light_as_the_paper_is_found():
     base = preprocess(draw([TWO]))
