@@ -41,6 +41,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
                   ".heic", ".heif", ".avif")  # what a folder's images are called
 MAX_SIDE = 2 * WORK_SIDE[1]  # larger images are reduced while decoding: reading never uses more pixels
 ZOOM = 0.25  # writing narrower and shorter than this share of a large page is read again from a crop around it
+PRINTED = 0.6  # a piece with this share of its ink in straight runs (see _straight) is a printed mark, not writing
 MAX_PIECES = 150  # a row of characters has fewer separate pieces of ink (preprocess_multi)
 
 
@@ -264,9 +265,9 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     return ink, scale, noise
 
 
-def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
+def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     """Ink map and its smoothed noise (from ink_map) -> boolean mask of the character strokes (specks, frames and
-    ruled lines removed)."""
+    ruled lines removed; one: see clean)."""
     smooth = ndi.gaussian_filter(ink, 1.0)
     sample = smooth[::2, ::2]  # plenty for the statistics, at a quarter of the cost
     top = float(sample.max())
@@ -285,7 +286,7 @@ def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
                         f"grain {noise:.1%}): photograph it in more light, or scan it")
     # Half-way up the strokes, like the bilevel scans MNIST was made from, but above the paper's noise.
     mask = smooth > level + max(0.5 * (peak - level), 5 * noise)
-    return clean(mask)
+    return clean(mask, one)
 
 
 def _runs(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
@@ -332,10 +333,11 @@ def _width(mask: np.ndarray) -> float:
     return 4 * float(ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1][mask].mean()) if mask.any() else 0.0
 
 
-def clean(mask: np.ndarray) -> np.ndarray:
+def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     """Drops specks, printed frames (a box, plot axes, a border) and ruled lines, keeping the writing.
 
-    Printed lines are long, straight and, where they touch the writing, thinner than its strokes.
+    Printed lines are long, straight and, where they touch the writing, thinner than its strokes. With one=True (the
+    image holds one character) the writing in a frame is the character: marks outside it (its label) go too.
     """
     h, w = mask.shape
     for axis in (1, 0):  # ruled or squared paper: lines across the whole image, where the writing does not reach
@@ -352,8 +354,9 @@ def clean(mask: np.ndarray) -> np.ndarray:
         raise ReadError("no writing found, only ruled lines: give an image of writing")
     areas = np.bincount(labels.ravel())[1:]
     boxes = ndi.find_objects(labels)
+    b = _corners(boxes)
     keep = areas >= 0.02 * areas.max()  # specks: tiny next to the largest piece of ink
-    frames = np.zeros(n, bool)
+    frames, holds = np.zeros(n, bool), np.zeros(n, bool)  # printed frames; those round the writing
     touched = False
     for i, (rows, cols) in enumerate(boxes):
         if not keep[i]:
@@ -361,27 +364,40 @@ def clean(mask: np.ndarray) -> np.ndarray:
         bh, bw = rows.stop - rows.start, cols.stop - cols.start
         piece = labels[rows, cols] == i + 1
         straight = _straight(piece)
-        if straight.any() and (piece & ~straight).any():
-            # Writing that touches a frame (a box, axes): the frame has lines both ways, thinner than the strokes.
+        mostly = straight.sum() >= PRINTED * areas[i]  # mostly straight lines: a box, axes, a border, a lone line
+        if mostly:
+            others = keep & (np.arange(n) != i)
+            within = others & _within(b, i)
+            # Round the writing: all the other pieces inside it, or some with a quarter of its ink or more, or the
+            # largest other piece, half its size or more (a form's box, its printed label beside it; not a fragment
+            # in a straight-stroked 4's box).
+            j = int(np.argmax(np.where(others, areas, 0)))
+            holds[i] = within.any() and ((within == others).all() or areas[within].sum() >= 0.25 * areas[i] or
+                                         within[j] and (b[j, 2:] - b[j, :2]).max() >= 0.5 * max(bh, bw))
+        rest = (piece & ~straight).sum()
+        if straight.any() and rest and not (holds[i] and rest < 0.02 * areas.max()):
+            # Writing that touches a frame (a box, axes; not a frame alone round the writing, with rounded corners):
+            # the frame has lines both ways, thinner than the strokes.
             width = _width(piece & ~straight)
             across, down = _thin_lines(piece, 1, width), _thin_lines(piece, 0, width)
             if across.any() and down.any():
                 mask[rows, cols] &= ~(across | down)
                 touched = True
                 continue
-        if straight.sum() >= 0.6 * areas[i]:  # mostly straight lines: a box, plot axes, a border, a lone line
-            others = [j for j in range(n) if keep[j] and j != i]
-            within = [j for j in others if rows.start <= boxes[j][0].start and boxes[j][0].stop <= rows.stop and
-                      cols.start <= boxes[j][1].start and boxes[j][1].stop <= cols.stop]
-            # Round the writing: all the other pieces inside it, or some with a quarter of its ink or more (a form's
-            # box with its printed label beside it; not a fragment in a straight-stroked 4's box).
-            inside = bool(within) and (len(within) == len(others) or areas[within].sum() >= 0.25 * areas[i])
+        if mostly:
             # A long thin line across most of the image is a border, an axis or a ruled line.
             spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40
-            frames[i] = inside or spans
+            frames[i] = holds[i] or spans
     if touched:  # the pieces have changed: judge them again
-        return clean(mask)
-    frames |= _marks_around(boxes, areas, keep & ~frames)
+        return clean(mask, one)
+    writing = keep & ~frames
+    if one and holds.sum() == 1 and writing.any():
+        # One character, in the one frame that holds writing: what lies outside (the box's printed label) goes,
+        # unless the largest piece does (then the frame holds a fragment, not the character).
+        inner = _within(b, int(np.flatnonzero(holds)[0]))
+        if inner[np.argmax(np.where(writing, areas, 0))]:
+            keep &= inner | frames
+    frames |= _marks_around(b, areas, keep & ~frames)
     if not (keep & ~frames).any():
         if keep.sum() > 1 or not frames.any():
             raise ReadError("no writing found, only a printed frame or lines: give an image of writing")
@@ -391,10 +407,19 @@ def clean(mask: np.ndarray) -> np.ndarray:
     return _inside_ring(np.isin(labels, np.flatnonzero(keep) + 1))
 
 
-def _marks_around(boxes, areas, kept: np.ndarray) -> np.ndarray:
-    """Which kept pieces are drawn around the writing, not part of it: a ring round the other pieces (a circled
-    answer), or a line under them all (an underline)."""
-    b = np.asarray([(r.start, c.start, r.stop, c.stop) for r, c in boxes]).reshape(-1, 4)  # y0 x0 y1 x1
+def _corners(boxes) -> np.ndarray:
+    """The pieces' boxes from ndi.find_objects as an array of rows y0 x0 y1 x1 (end exclusive)."""
+    return np.asarray([(r.start, c.start, r.stop, c.stop) for r, c in boxes]).reshape(-1, 4)
+
+
+def _within(b: np.ndarray, i: int) -> np.ndarray:
+    """Which of the boxes b (from _corners) lie inside box i (itself among them)."""
+    return (b[:, :2] >= b[i, :2]).all(1) & (b[:, 2:] <= b[i, 2:]).all(1)
+
+
+def _marks_around(b: np.ndarray, areas, kept: np.ndarray) -> np.ndarray:
+    """Which kept pieces (boxes b from _corners) are drawn around the writing, not part of it: a ring round the other
+    pieces (a circled answer), or a line under them all (an underline)."""
     marks = np.zeros(len(kept), bool)
     while True:  # again after each mark: once the lower of two underlines goes, the upper lies beneath the rest
         pieces = np.flatnonzero(kept & ~marks)
@@ -452,14 +477,14 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     if n < 2:
         return mask
     boxes = ndi.find_objects(labels)
-    b = np.asarray([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in boxes])
+    b = _corners(boxes)
     sizes, areas = np.max(b[:, 2:] - b[:, :2], 1), np.bincount(labels.ravel())[1:]
     largest = int(np.argmax(areas))
     size = sizes[largest]
     group = sizes >= size / 3  # a faint character broken in fragments: all of them
     for i in np.flatnonzero(group):
         # but a printed mark (mostly straight lines: a bar, an outlined icon) only if it is the largest or near
-        group[i] = i == largest or _straight(labels[boxes[i]] == i + 1).sum() < 0.6 * areas[i]
+        group[i] = i == largest or _straight(labels[boxes[i]] == i + 1).sum() < PRINTED * areas[i]
     todo = list(np.flatnonzero(group))
     while todo:  # pieces within reach of the group, until none is added
         y0, x0, y1, x1 = b[todo.pop()]
@@ -586,7 +611,7 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     return box, off
 
 
-def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
+def find_ink(gray: np.ndarray, one: bool = False) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
     """ink_map and ink_mask of a gray image: (ink, scale, mask, where in gray the ink map starts (x, y)).
 
     A sheet photographed on a darker desk is read inside its edges. Writing that spans under ZOOM of a page larger
@@ -600,7 +625,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int
         crop = gray[top:y1, left:x1]
         gray = np.where(off, np.median(crop[~off]), crop).astype(np.float32)
     ink, scale, noise = ink_map(gray)
-    mask = ink_mask(ink, noise)
+    mask = ink_mask(ink, noise, one)
     if scale >= 1 or not mask.any():
         return ink, scale, mask, (left, top)
     x0, y0, x1, y1 = (v / scale for v in _bbox(mask))  # in gray's pixels
@@ -611,14 +636,14 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, tuple[int
     crop = gray[y:int(y1 + size) + 1, x:int(x1 + size) + 1]
     try:
         zoomed, zoom_scale, zoom_noise = ink_map(crop)
-        return zoomed, zoom_scale, ink_mask(zoomed, zoom_noise), (left + x, top + y)
+        return zoomed, zoom_scale, ink_mask(zoomed, zoom_noise, one), (left + x, top + y)
     except ReadError:  # a very grainy page: the reduction averaged away the grain that now hides faint writing
         return ink, scale, mask, (left, top)
 
 
 def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:
     """preprocess's array, and whether the ink looks like a row of characters (then preprocess_multi reads it)."""
-    ink, scale, mask, _ = find_ink(load_gray(image))
+    ink, scale, mask, _ = find_ink(load_gray(image), one=True)
     return render(_main_group(mask), framing, ink, scale), looks_like_a_row(mask)
 
 
