@@ -133,20 +133,21 @@ def _ink_channel(im: Image.Image) -> np.ndarray:
     """An RGB image -> the gray channel in which the ink stands out most from the paper.
 
     Usually the luminance; but a green pen on pink paper can have the paper's luminance, and stands out in red.
-    Each candidate is judged on a reduced copy by how far its extreme lies from its median (the paper).
+    Each candidate is judged on a reduced copy by how far its extreme lies from its median (the paper), and by how
+    much ink it shows: a yellow pen beside black print is faint in the luminance, and stands out in blue.
     """
     channels = {"L": [0.299, 0.587, 0.114], "R": [1, 0, 0], "G": [0, 1, 0], "B": [0, 0, 1]}
     small = np.asarray(im.reduce(max(1, max(im.size) // 128)), dtype=np.float32) / 255
-
-    def contrast(c):
-        v = small @ np.asarray(channels[c], np.float32)
-        med = float(np.median(v))
-        return max(float(v.max()) - med, med - float(v.min()))
-
-    scores = {c: contrast(c) for c in channels}
-    best = max(scores, key=scores.get)
-    if scores[best] < 1.25 * scores["L"]:  # the luminance, unless a single channel is clearly better
-        best = "L"
+    extreme, ink = {}, {}
+    for c, weights in channels.items():
+        v = small @ np.asarray(weights, np.float32)
+        d = np.abs(v - np.median(v))
+        extreme[c], ink[c] = float(d.max()), float(np.clip(d - MIN_CONTRAST, 0, None).sum())
+    best = max(extreme, key=extreme.get)
+    if extreme[best] < 1.25 * extreme["L"]:  # the luminance, unless a single channel is clearly better
+        best = max(ink, key=ink.get)  # or shows far more ink, as strong at its strongest
+        if ink[best] < 1.25 * ink["L"] or extreme[best] < 0.8 * extreme["L"]:
+            best = "L"
     return np.asarray(im.convert("L") if best == "L" else im.getchannel(best), dtype=np.float32) / 255
 
 
@@ -472,7 +473,8 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
 def _main_group(mask: np.ndarray) -> np.ndarray:
     """The ink of one character: its large pieces (a third of the largest's size or more, not printed marks) and the
     pieces near them; marks farther away than 0.3 of the largest piece's size (an app's toolbar and icons, a phone's
-    home bar, a page number) are left out."""
+    home bar, a page number) are left out. A printed mark (a bar, an outlined icon) near the character joins it, but
+    does not bring in the marks near itself (an app's sidebar of icons)."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
@@ -481,15 +483,15 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     sizes, areas = np.max(b[:, 2:] - b[:, :2], 1), np.bincount(labels.ravel())[1:]
     largest = int(np.argmax(areas))
     size = sizes[largest]
-    group = sizes >= size / 3  # a faint character broken in fragments: all of them
-    for i in np.flatnonzero(group):
-        # but a printed mark (mostly straight lines: a bar, an outlined icon) only if it is the largest or near
-        group[i] = i == largest or _straight(labels[boxes[i]] == i + 1).sum() < PRINTED * areas[i]
+    printed = np.asarray([_straight(labels[s] == i + 1).sum() >= PRINTED * areas[i] for i, s in enumerate(boxes)])
+    printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
+    group = (sizes >= size / 3) & ~printed  # a faint character broken in fragments: all of them
     todo = list(np.flatnonzero(group))
     while todo:  # pieces within reach of the group, until none is added
-        y0, x0, y1, x1 = b[todo.pop()]
+        i = todo.pop()
+        y0, x0, y1, x1 = b[i]
         gap = np.max([b[:, 0] - y1, y0 - b[:, 2], b[:, 1] - x1, x0 - b[:, 3]], axis=0)
-        near = np.flatnonzero((gap <= 0.3 * size) & ~group)
+        near = np.flatnonzero((gap <= 0.3 * size) & ~group & ~(printed & printed[i]))
         group[near] = True
         todo += list(near)
     return np.isin(labels, np.flatnonzero(group) + 1)

@@ -665,6 +665,62 @@ def comb_box(x, rng):
     return _encode(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
 
+def label_above(x, rng):
+    """A photo of a form's box with its printed caption above it ("Day", "Month", "Year"), the digit written in the box
+    in a dark or coloured pen; lit unevenly, JPEG."""
+    ink = _crop(pen(x, _height(rng, 70, 150)))
+    h, w = ink.shape
+    side = int(max(h, w) * rng.uniform(1.2, 1.6))
+    size, t = int(rng.integers(18, 30)), int(rng.integers(1, 4))
+    left, top = int(rng.integers(20, 80)), int(rng.integers(20, 40)) + size + int(rng.integers(4, 16))
+    page = np.zeros((top + side + int(rng.integers(20, 80)), left + side + int(rng.integers(20, 80))), np.float32)
+    caption = ["Day", "Month", "Year"][int(rng.integers(3))]
+    marks = _text(page.shape, (left, top - size - int(rng.integers(4, 12))), caption, size)
+    marks[top:top + side, left:left + side] = 1
+    marks[top + t:top + side - t, left + t:left + side - t] = 0
+    y, x0 = top + (side - h) // 2 + int(rng.integers(-4, 5)), left + (side - w) // 2 + int(rng.integers(-4, 5))
+    page[y:y + h, x0:x0 + w] = ink
+    rgb = _paint(page, _paint(marks, (0.94, 0.94, 0.92), (0.2, 0.2, 0.22)), _pen_colour(rng))
+    return _encode(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
+def light_pen_app(x, rng):
+    """A screenshot of a drawing app (1280x800, light theme): a dark toolbar of menu words along the top and a column
+    of dark colour swatches on the right, the digit drawn in a light colour (sky blue, light green, orange, pink,
+    yellow)."""
+    ink = _crop(pen(x, _height(rng, 120, 400), ["normal", "thick"][int(rng.integers(2))]))
+    page = np.pad(_place(ink, (720, 1180), rng), ((80, 0), (0, 100)))
+    marks = np.zeros_like(page)
+    marks[:56] = 1  # the toolbar: dark, its menu words light on it
+    words = _text(page.shape, (20, 14), "File   Edit   View   Brush   Layers", 24)
+    swatches = np.zeros_like(page)
+    for i in range(int(rng.integers(5, 9))):
+        swatches[100 + 60 * i:140 + 60 * i, 1210:1250] = 1
+    dark = (0.18, 0.18, 0.2)
+    chrome = _paint(swatches, _paint(np.clip(marks - words, 0, 1), (0.99, 0.99, 0.99), dark), dark)
+    colour = [(0.45, 0.7, 1.0), (0.5, 0.85, 0.5), (1.0, 0.65, 0.2), (0.95, 0.55, 0.75), (0.95, 0.85, 0.25)]
+    return _encode(_paint(page, chrome, colour[int(rng.integers(5))]), "PNG", "RGB")
+
+
+def answer_line(x, rng):
+    """A scanned worksheet: a printed question number ("3.", "Q7", "(b)") at the left, the digit written on a printed
+    answer line beside it; gray, PNG or JPEG."""
+    ink = _crop(pen(x, _height(rng, 60, 140)))
+    h, w = ink.shape
+    size = int(rng.integers(22, 36))
+    gap = int(rng.integers(15, 50))
+    left = 20 + 2 * size + gap
+    base = int(rng.integers(30, 60)) + h  # the answer line, the digit resting on it
+    page = np.zeros((base + int(rng.integers(30, 70)), left + int(w * rng.uniform(2, 4)) + 40), np.float32)
+    marks = _text(page.shape, (20, base - size - 4), ["3.", "Q7", "(b)", "12."][int(rng.integers(4))], size)
+    marks[base + 4:base + 6, left - 10:page.shape[1] - 20] = 1
+    x0 = left + int(rng.integers(0, max(1, page.shape[1] - left - w - 40)))
+    page[base - h:base, x0:x0 + w] = ink
+    gray = 0.95 - 0.85 * np.maximum(marks, page * rng.uniform(0.6, 1.0))
+    gray = _noise(np.repeat(gray[..., None], 3, 2), rng, 0.02)
+    return _encode(gray, "JPEG", quality=int(rng.integers(60, 90))) if rng.random() < 0.5 else _encode(gray)
+
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
@@ -672,7 +728,8 @@ KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, 
                                  tablet_notes, form_field)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
-                                     circled_pencil, whiteboard_app, comb_box)}
+                                     circled_pencil, whiteboard_app, comb_box, label_above, light_pen_app,
+                                     answer_line)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 

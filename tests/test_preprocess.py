@@ -8,8 +8,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError,
-                                  _inside_ring, _sheet, ink_map, ink_mask, load_gray, preprocess, preprocess_multi,
-                                  read_gray, segment, stroke_width)
+                                  _inside_ring, _main_group, _sheet, find_ink, ink_map, ink_mask, load_gray, preprocess,
+                                  preprocess_multi, read_gray, segment, stroke_width)
 from tests.conftest import SEVEN, TWO, draw, encoded, row
 
 def gray(im) -> np.ndarray:
@@ -141,6 +141,12 @@ def test_marks_far_from_a_single_character_are_left_out():
     for y in range(20, 420, 100):  # a notes app's sidebar: outlined icons half the character's size
         ImageDraw.Draw(notes).rectangle([20, y, 110, y + 90], outline=0, width=4)
     assert close(preprocess(notes), base)
+    near = draw([TWO], size=(700, 500), box=(145, 250, 100, 180))  # the sidebar as near as the 2's own strokes
+    for y in range(20, 420, 100):
+        ImageDraw.Draw(near).rectangle([20, y, 110, y + 90], outline=0, width=4)
+    _, scale, mask, _ = find_ink(load_gray(near), one=True)
+    one = _main_group(mask)
+    assert scale == 1 and one[250:].any() and not one[:115].any()  # the icons beside it, not the sidebar beyond
     two_rows = preprocess_multi(row([[TWO], [SEVEN]], gap=400))  # a row read as a row keeps its far characters
     assert len(two_rows) == 2
 
@@ -161,6 +167,14 @@ def test_coloured_ink_as_light_as_the_paper_is_found():
     im = draw([TWO], ink=(60, 200, 60), paper=(235, 170, 190), mode="RGB")  # green pen on pink: equal luminance
     assert abs(np.asarray(im.convert("L"), float).mean() - np.asarray(im.convert("L"), float).max()) < 25
     assert close(preprocess(im), base)
+    # A yellow pen beside black print: faint in the luminance, strong in blue.
+    page = draw([TWO], size=(800, 500), box=(400, 150, 100, 180), ink=(245, 205, 50), paper=(250, 250, 245),
+                mode="RGB")
+    d = ImageDraw.Draw(page)
+    d.text((120, 20), "Untitled note", fill=(25, 25, 25), font=ImageFont.load_default(size=34))
+    for y in range(100, 460, 80):  # a notes app's sidebar of outlined icons
+        d.rectangle([25, y, 65, y + 40], outline=(25, 25, 25), width=4)
+    assert close(preprocess(page), base)
 
 
 def test_tight_crops_and_small_scans_read_like_the_full_image():
