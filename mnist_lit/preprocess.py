@@ -278,6 +278,9 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     # the most or more: a screenshot's status bar or a printed label can stand out twice as far as the writing.
     labels, n = ndi.label(sample >= level + 0.3 * (top - level))
     mass = ndi.sum_labels(sample - level, labels, np.arange(1, n + 1))
+    bars = np.asarray([_bar(*s, *sample.shape) for s in ndi.find_objects(labels)])
+    if not bars.all():  # an app's dark toolbar is not the writing: its darkness does not count
+        mass[bars] = 0
     peak = float(np.percentile(sample[np.isin(labels, np.flatnonzero(mass >= 0.5 * mass.max()) + 1)], 75))
     if peak - level < MIN_CONTRAST:
         raise ReadError(f"no ink found: the darkest marks differ from the paper by only {peak - level:.0%} "
@@ -305,6 +308,14 @@ def _straight(piece: np.ndarray) -> np.ndarray:
     """The pixels of a piece of ink in straight runs, along rows or columns, over 60% of its box: printed lines."""
     h, w = piece.shape
     return _runs(piece, 1, max(3, int(0.6 * w))) | _runs(piece, 0, max(3, int(0.6 * h)))
+
+
+def _bar(rows: slice, cols: slice, h: int, w: int) -> bool:
+    """Whether a piece's box (its slices in an h x w image) is a bar along the image's edge: across 85% of it or more,
+    twelve times as long as thick and under a quarter of the image thick (an app's toolbar, a scan's dark border)."""
+    bh, bw = rows.stop - rows.start, cols.stop - cols.start
+    return (bw >= max(0.85 * w, 12 * bh) and bh <= 0.25 * h and (rows.start == 0 or rows.stop == h) or
+            bh >= max(0.85 * h, 12 * bw) and bw <= 0.25 * w and (cols.start == 0 or cols.stop == w))
 
 
 def _thin_lines(piece: np.ndarray, axis: int, width: float) -> np.ndarray:
@@ -386,8 +397,10 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
                 touched = True
                 continue
         if mostly:
-            # A long thin line across most of the image is a border, an axis or a ruled line.
-            spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40
+            # A long thin line across most of the image is a border, an axis or a ruled line; so is a bar along its
+            # edge.
+            spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40 or \
+                _bar(rows, cols, h, w)
             frames[i] = holds[i] or spans
     if touched:  # the pieces have changed: judge them again
         return clean(mask, one)
