@@ -266,11 +266,9 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     return ink, scale, noise
 
 
-def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
-    """Ink map and its smoothed noise (from ink_map) -> boolean mask of the character strokes (specks, frames and
-    ruled lines removed; one: see clean)."""
-    smooth = ndi.gaussian_filter(ink, 1.0)
-    sample = smooth[::2, ::2]  # plenty for the statistics, at a quarter of the cost
+def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
+    """Smoothed ink map's sample -> (the paper's level, the strokes' full darkness, the pixels of an app's chrome
+    when nothing else stands out, else None)."""
     top = float(sample.max())
     floor = float(np.percentile(sample, 10))  # paper, unless ink covers 90% of the image
     level = float(np.median(sample[sample < floor + 0.3 * (top - floor)]))
@@ -278,10 +276,33 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     # the most or more: a screenshot's status bar or a printed label can stand out twice as far as the writing.
     labels, n = ndi.label(sample >= level + 0.3 * (top - level))
     mass = ndi.sum_labels(sample - level, labels, np.arange(1, n + 1))
-    bars = np.asarray([_bar(*s, *sample.shape) for s in ndi.find_objects(labels)])
-    if not bars.all():  # an app's dark toolbar is not the writing: its darkness does not count
-        mass[bars] = 0
+    boxes = ndi.find_objects(labels)
+    # An app's chrome does not count: a dark toolbar along the edge, solid colour swatches (a stroke is far thinner
+    # than it is long).
+    depth = 2 * ndi.maximum(ndi.distance_transform_edt(np.pad(labels > 0, 1))[1:-1, 1:-1], labels, np.arange(1, n + 1))
+    sizes = np.asarray([max(rows.stop - rows.start, cols.stop - cols.start) for rows, cols in boxes])
+    bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
+    chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
+    if (big & ~chrome).any():
+        mass[chrome] = 0
     peak = float(np.percentile(sample[np.isin(labels, np.flatnonzero(mass >= 0.5 * mass.max()) + 1)], 75))
+    # Only chrome stands out: a bar, or several blobs (not one blob: a thick or blurred 0 is one).
+    only = not (big & ~chrome).any() and ((big & bars).any() or (big & chrome).sum() >= 2)
+    return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
+
+
+def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
+    """Ink map and its smoothed noise (from ink_map) -> boolean mask of the character strokes (specks, frames and
+    ruled lines removed; one: see clean)."""
+    smooth = ndi.gaussian_filter(ink, 1.0)
+    sample = smooth[::2, ::2]  # plenty for the statistics, at a quarter of the cost
+    level, peak, chrome = _levels(sample)
+    if chrome is not None:  # only an app's chrome stands out: a light pen may lie under it
+        light, faint, _ = _levels(np.where(ndi.binary_dilation(chrome, iterations=2), level, sample))
+        if faint - light >= max(MIN_CONTRAST, 8 * noise):  # it does: read it, without the chrome
+            level, peak = light, faint
+        else:
+            chrome = None
     if peak - level < MIN_CONTRAST:
         raise ReadError(f"no ink found: the darkest marks differ from the paper by only {peak - level:.0%} "
                         f"(too faint): write with darker ink, or photograph it in more light")
@@ -290,6 +311,10 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
                         f"grain {noise:.1%}): photograph it in more light, or scan it")
     # Half-way up the strokes, like the bilevel scans MNIST was made from, but above the paper's noise.
     mask = smooth > level + max(0.5 * (peak - level), 5 * noise)
+    if chrome is not None:  # the pieces of ink that are mostly chrome go
+        labels, n = ndi.label(mask)
+        chrome = chrome.repeat(2, 0).repeat(2, 1)[:mask.shape[0], :mask.shape[1]]
+        mask &= ~np.isin(labels, np.flatnonzero(ndi.mean(chrome, labels, np.arange(1, n + 1)) >= 0.5) + 1)
     return clean(mask, one)
 
 
@@ -310,12 +335,18 @@ def _straight(piece: np.ndarray) -> np.ndarray:
     return _runs(piece, 1, max(3, int(0.6 * w))) | _runs(piece, 0, max(3, int(0.6 * h)))
 
 
+def _printed(piece: np.ndarray, straight: np.ndarray | None = None) -> bool:
+    """Whether a piece of ink is a printed mark (a box, axes, a border, a lone line): mostly straight runs."""
+    return (_straight(piece) if straight is None else straight).sum() >= PRINTED * piece.sum()
+
+
 def _bar(rows: slice, cols: slice, h: int, w: int) -> bool:
-    """Whether a piece's box (its slices in an h x w image) is a bar along the image's edge: across 85% of it or more,
-    twelve times as long as thick and under a quarter of the image thick (an app's toolbar, a scan's dark border)."""
+    """Whether a piece's box (its slices in an h x w image) is a bar along the image's edge: under a quarter of the
+    image thick, and across all of it or across 85% and twelve times as long as thick (an app's toolbar, also where a
+    crop cuts it; a scan's dark border)."""
     bh, bw = rows.stop - rows.start, cols.stop - cols.start
-    return (bw >= max(0.85 * w, 12 * bh) and bh <= 0.25 * h and (rows.start == 0 or rows.stop == h) or
-            bh >= max(0.85 * h, 12 * bw) and bw <= 0.25 * w and (cols.start == 0 or cols.stop == w))
+    return (bh <= 0.25 * h and (rows.start == 0 or rows.stop == h) and (bw == w or bw >= max(0.85 * w, 12 * bh)) or
+            bw <= 0.25 * w and (cols.start == 0 or cols.stop == w) and (bh == h or bh >= max(0.85 * h, 12 * bw)))
 
 
 def _thin_lines(piece: np.ndarray, axis: int, width: float) -> np.ndarray:
@@ -376,7 +407,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         bh, bw = rows.stop - rows.start, cols.stop - cols.start
         piece = labels[rows, cols] == i + 1
         straight = _straight(piece)
-        mostly = straight.sum() >= PRINTED * areas[i]  # mostly straight lines: a box, axes, a border, a lone line
+        mostly = _printed(piece, straight)
         if mostly:
             others = keep & (np.arange(n) != i)
             within = others & _within(b, i)
@@ -496,7 +527,7 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     sizes, areas = np.max(b[:, 2:] - b[:, :2], 1), np.bincount(labels.ravel())[1:]
     largest = int(np.argmax(areas))
     size = sizes[largest]
-    printed = np.asarray([_straight(labels[s] == i + 1).sum() >= PRINTED * areas[i] for i, s in enumerate(boxes)])
+    printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
     printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
     group = (sizes >= size / 3) & ~printed  # a faint character broken in fragments: all of them
     todo = list(np.flatnonzero(group))

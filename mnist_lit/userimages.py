@@ -396,6 +396,12 @@ def _ring(shape, thick, rng, gap=0.0) -> np.ndarray:
     return np.asarray(im, np.float32) / 255
 
 
+def _outline(canvas: np.ndarray, top: int, left: int, h: int, w: int, t: int) -> None:
+    """Draws an outlined rectangle (an icon, a form's box) t px thick into canvas, its corner at (top, left)."""
+    canvas[top:top + h, left:left + w] = 1
+    canvas[top + t:top + h - t, left + t:left + w - t] = 0
+
+
 def circled(x, rng):
     """A digit circled in the same pen (a circled answer), the ring clear of it or touching it."""
     ink = _crop(pen(x, _height(rng)))
@@ -596,8 +602,7 @@ def tablet_notes(x, rng):
     page = np.pad(_place(ink, (720, 1000), rng), ((100, 0), (90, 0)))
     chrome = _text(page.shape, (110, 30), ["Maths", "Quiz 3", "Untitled note"][int(rng.integers(3))], 34)
     for i in range(int(rng.integers(4, 8))):  # the sidebar: outlined square icons
-        chrome[130 + 80 * i:170 + 80 * i, 25:65] = 1
-        chrome[134 + 80 * i:166 + 80 * i, 29:61] = 0
+        _outline(chrome, 130 + 80 * i, 25, 40, 40, 4)
     dark = rng.random() < 0.5
     paper, text = ((0.1, 0.1, 0.12), (0.93, 0.93, 0.93)) if dark else ((0.98, 0.98, 0.96), (0.1, 0.1, 0.1))
     colour = [text, (0.95, 0.8, 0.2), (0.45, 0.7, 1.0), (0.95, 0.45, 0.65), (0.3, 0.75, 0.4)][int(rng.integers(5))]
@@ -617,8 +622,7 @@ def form_field(x, rng):
                   size)
     t = int(rng.integers(1, 3))
     box = np.zeros_like(page)
-    box[top:top + bh, left:left + bw] = 1
-    box[top + t:top + bh - t, left + t:left + bw - t] = 0
+    _outline(box, top, left, bh, bw, t)
     y, x0 = top + (bh - h) // 2 + int(rng.integers(-3, 4)), left + (bw - w) // 2 + int(rng.integers(-5, 6))
     page[y:y + h, x0:x0 + w] = ink
     gray = 0.93 - 0.85 * label - 0.4 * box - rng.uniform(0.25, 0.45) * page * (1 - box)
@@ -637,8 +641,7 @@ def whiteboard_app(x, rng):
     marks[16::32, 16::32] = 0.5  # the canvas's dots
     x0 = int(rng.integers(300, 700))
     for i in range(int(rng.integers(5, 9))):
-        marks[690:726, x0 + 48 * i:x0 + 48 * i + 36] = 1
-        marks[693:723, x0 + 48 * i + 3:x0 + 48 * i + 33] = 0
+        _outline(marks, 690, x0 + 48 * i, 36, 36, 3)
     marks = np.maximum(marks, _text(page.shape, (1160, 20), "100%", 22))
     return _encode(_paint(page, _paint(marks, (0.97, 0.97, 0.98), (0.25, 0.25, 0.3)), _pen_colour(rng)), "PNG", "RGB")
 
@@ -676,8 +679,7 @@ def label_above(x, rng):
     page = np.zeros((top + side + int(rng.integers(20, 80)), left + side + int(rng.integers(20, 80))), np.float32)
     caption = ["Day", "Month", "Year"][int(rng.integers(3))]
     marks = _text(page.shape, (left, top - size - int(rng.integers(4, 12))), caption, size)
-    marks[top:top + side, left:left + side] = 1
-    marks[top + t:top + side - t, left + t:left + side - t] = 0
+    _outline(marks, top, left, side, side, t)
     y, x0 = top + (side - h) // 2 + int(rng.integers(-4, 5)), left + (side - w) // 2 + int(rng.integers(-4, 5))
     page[y:y + h, x0:x0 + w] = ink
     rgb = _paint(page, _paint(marks, (0.94, 0.94, 0.92), (0.2, 0.2, 0.22)), _pen_colour(rng))

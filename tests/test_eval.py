@@ -132,7 +132,6 @@ UNDER_THE_BAR = {
     "tablet_notes": "a digit drawn near the sidebar is read with an icon beside it; a light pen can be lost",
     "form_field": "a printed label beside a box too faint to be found joins the digit",
     "label_above": "kept aside, first measured 93.2% on 500; misreads not inspected",
-    "light_pen_app": "a light pen beside the app's dark colour swatches is binarised at their level and lost",
     "answer_line": "kept aside, first measured 86.6% on 500; misreads not inspected",
 }
 

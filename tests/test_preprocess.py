@@ -166,6 +166,17 @@ def test_a_screenshots_bright_status_and_home_bars_do_not_hide_or_join_a_fainter
     d.rectangle([0, 0, 899, 50], fill=(45, 45, 50))
     d.text((20, 12), "File   Edit   View   Brush", fill=(230, 230, 230), font=ImageFont.load_default(size=24))
     assert close(preprocess(app), base)
+    # Its dark colour swatches too, and pens so light that only the chrome stands out in the luminance (a small 2 is
+    # read again from a crop that cuts the toolbar).
+    for pen, box in (((120, 180, 255), (400, 200, 100, 180)), ((245, 215, 60), (400, 200, 100, 180)),
+                     ((130, 215, 130), (300, 250, 50, 90))):
+        app = draw([TWO], size=(1200, 750), box=box, ink=pen, paper=(252, 252, 252), mode="RGB")
+        d = ImageDraw.Draw(app)
+        d.rectangle([0, 0, 1199, 50], fill=(45, 45, 50))
+        d.text((20, 12), "File   Edit   View   Brush", fill=(230, 230, 230), font=ImageFont.load_default(size=24))
+        for y in range(90, 500, 60):
+            d.rectangle([1130, y, 1170, y + 40], fill=(45, 45, 50))
+        assert close(preprocess(app), base), pen
 
 
 def test_coloured_ink_as_light_as_the_paper_is_found():
