@@ -283,11 +283,12 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     sizes = np.asarray([max(rows.stop - rows.start, cols.stop - cols.start) for rows, cols in boxes])
     bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
     chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
-    if (big & ~chrome).any():
+    writing = (big & ~chrome).any()
+    if writing:
         mass[chrome] = 0
     peak = float(np.percentile(sample[np.isin(labels, np.flatnonzero(mass >= 0.5 * mass.max()) + 1)], 75))
     # Only chrome stands out: a bar, or several blobs (not one blob: a thick or blurred 0 is one).
-    only = not (big & ~chrome).any() and ((big & bars).any() or (big & chrome).sum() >= 2)
+    only = not writing and ((big & bars).any() or (big & chrome).sum() >= 2)
     return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
 
 

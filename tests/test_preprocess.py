@@ -160,23 +160,22 @@ def test_a_screenshots_bright_status_and_home_bars_do_not_hide_or_join_a_fainter
             d.rectangle([x, 30, x + 14, 54], fill=chrome)
         d.rounded_rectangle([140, 770, 260, 778], 4, fill=chrome)  # the home bar
         assert close(preprocess(shot), base), (paper, pen)
-    # A drawing app: a dark toolbar along the top with its menu words, a sky-blue pen.
-    app = draw([TWO], size=(900, 600), box=(400, 200, 100, 180), ink=(120, 180, 255), paper=(252, 252, 252), mode="RGB")
-    d = ImageDraw.Draw(app)
-    d.rectangle([0, 0, 899, 50], fill=(45, 45, 50))
-    d.text((20, 12), "File   Edit   View   Brush", fill=(230, 230, 230), font=ImageFont.load_default(size=24))
-    assert close(preprocess(app), base)
-    # Its dark colour swatches too, and pens so light that only the chrome stands out in the luminance (a small 2 is
-    # read again from a crop that cuts the toolbar).
+    def drawing_app(size, box, pen, swatches=()):
+        """A drawing app: a dark toolbar along the top with its menu words, dark colour swatches at these rows."""
+        app = draw([TWO], size=size, box=box, ink=pen, paper=(252, 252, 252), mode="RGB")
+        d = ImageDraw.Draw(app)
+        d.rectangle([0, 0, size[0] - 1, 50], fill=(45, 45, 50))
+        d.text((20, 12), "File   Edit   View   Brush", fill=(230, 230, 230), font=ImageFont.load_default(size=24))
+        for y in swatches:
+            d.rectangle([size[0] - 70, y, size[0] - 30, y + 40], fill=(45, 45, 50))
+        return app
+
+    assert close(preprocess(drawing_app((900, 600), (400, 200, 100, 180), (120, 180, 255))), base)  # a sky-blue pen
+    # Its swatches too, and pens so light that only the chrome stands out in the luminance (a small 2 is read again
+    # from a crop that cuts the toolbar).
     for pen, box in (((120, 180, 255), (400, 200, 100, 180)), ((245, 215, 60), (400, 200, 100, 180)),
                      ((130, 215, 130), (300, 250, 50, 90))):
-        app = draw([TWO], size=(1200, 750), box=box, ink=pen, paper=(252, 252, 252), mode="RGB")
-        d = ImageDraw.Draw(app)
-        d.rectangle([0, 0, 1199, 50], fill=(45, 45, 50))
-        d.text((20, 12), "File   Edit   View   Brush", fill=(230, 230, 230), font=ImageFont.load_default(size=24))
-        for y in range(90, 500, 60):
-            d.rectangle([1130, y, 1170, y + 40], fill=(45, 45, 50))
-        assert close(preprocess(app), base), pen
+        assert close(preprocess(drawing_app((1200, 750), box, pen, range(90, 500, 60))), base), pen
 
 
 def test_coloured_ink_as_light_as_the_paper_is_found():
