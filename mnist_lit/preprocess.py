@@ -292,6 +292,28 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
 
 
+def _field(sample: np.ndarray, level: float, peak: float, noise: float) -> tuple[slice, slice] | None:
+    """The inside of a printed box round the writing (a form's field, perhaps printed far fainter than its label),
+    in the sample's pixels: a closed piece of straight lines found at a tenth of the strokes' darkness, round an
+    inside clear of them (not a grid) that holds ink; the one holding the most. None without one."""
+    labels, _ = ndi.label(sample > level + max(0.1 * (peak - level), 5 * noise), structure=np.ones((3, 3)))
+    best, most = None, 0
+    for i, (rows, cols) in enumerate(ndi.find_objects(labels)):
+        bh, bw = rows.stop - rows.start, cols.stop - cols.start
+        if min(bh, bw) < 16:  # too small for a box round writing (below: 8 times its lines, 2 px or more)
+            continue
+        piece = labels[rows, cols] == i + 1
+        t = int(np.ceil(piece.sum() / (2 * (bh + bw)))) + 1  # its lines' thickness, and a pixel for their blur
+        if min(bh, bw) < 8 * t or not _printed(piece) or ndi.binary_fill_holes(piece).mean() < 0.9:
+            continue  # (too small, not straight lines, not closed)
+        inside = (slice(rows.start + t, rows.stop - t), slice(cols.start + t, cols.stop - t))
+        lines = piece[t:-t, t:-t].sum()
+        held = int(((labels[inside] > 0) & (labels[inside] != i + 1)).sum())
+        if lines <= 0.4 * piece.sum() and held >= max(0.01 * piece[t:-t, t:-t].size, most + 1):
+            best, most = inside, held
+    return best
+
+
 def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     """Ink map and its smoothed noise (from ink_map) -> boolean mask of the character strokes (specks, frames and
     ruled lines removed; one: see clean)."""
@@ -310,6 +332,14 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     if peak - level < 8 * noise:
         raise ReadError(f"no ink found: nothing stands out from the paper's grain (marks {peak - level:.0%} darker, "
                         f"grain {noise:.1%}): photograph it in more light, or scan it")
+    field = _field(sample, level, peak, noise) if one else None
+    if field is not None:  # one character in a form's box: read inside it, at the level of what it holds
+        field = tuple(slice(2 * s.start, 2 * s.stop) for s in field)
+        inner, inner_peak, _ = _levels(smooth[field][::2, ::2])
+        if inner_peak - inner >= max(MIN_CONTRAST, 8 * noise):
+            mask = np.zeros(smooth.shape, bool)
+            mask[field] = smooth[field] > inner + max(0.5 * (inner_peak - inner), 5 * noise)
+            return clean(mask, one)
     # Half-way up the strokes, like the bilevel scans MNIST was made from, but above the paper's noise.
     mask = smooth > level + max(0.5 * (peak - level), 5 * noise)
     if chrome is not None:  # the pieces of ink that are mostly chrome go
@@ -516,10 +546,10 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
 
 
 def _main_group(mask: np.ndarray) -> np.ndarray:
-    """The ink of one character: its large pieces (a third of the largest's size or more, not printed marks) and the
-    pieces near them; marks farther away than 0.3 of the largest piece's size (an app's toolbar and icons, a phone's
-    home bar, a page number) are left out. A printed mark (a bar, an outlined icon) near the character joins it, but
-    does not bring in the marks near itself (an app's sidebar of icons)."""
+    """The ink of one character: its largest piece and the pieces within 0.3 of that piece's size of it, or of a
+    piece so added (a faint character's fragments); marks farther away (a printed label or question number beside
+    it, an app's toolbar and icons, a phone's home bar, a page number) are left out. A printed mark (a bar, an
+    outlined icon) near the character joins it, but does not bring in the marks near itself (an app's sidebar)."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
@@ -530,8 +560,8 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     size = sizes[largest]
     printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
     printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
-    group = (sizes >= size / 3) & ~printed  # a faint character broken in fragments: all of them
-    todo = list(np.flatnonzero(group))
+    group = np.arange(n) == largest
+    todo = [largest]
     while todo:  # pieces within reach of the group, until none is added
         i = todo.pop()
         y0, x0, y1, x1 = b[i]

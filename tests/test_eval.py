@@ -130,9 +130,6 @@ def users_benchmark():
 UNDER_THE_BAR = {
     "circled_pencil": "an open ring that touches the pencil digit is not cut away",
     "tablet_notes": "a digit drawn near the sidebar is read with an icon beside it; a light pen can be lost",
-    "form_field": "a printed label beside a box too faint to be found joins the digit",
-    "label_above": "kept aside, first measured 93.2% on 500; misreads not inspected",
-    "answer_line": "kept aside, first measured 86.6% on 500; misreads not inspected",
 }
 
 

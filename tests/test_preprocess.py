@@ -95,6 +95,12 @@ def test_a_box_or_axes_touching_the_writing_and_lines_crossing_it_are_dropped():
         d.rectangle([300, 30, 480, 270], outline=110, width=2)
         d.text((x, 130), "Age", fill=0, font=ImageFont.load_default(size=40))
         assert close(preprocess(form), preprocess(draw([SEVEN], ink=120))), x
+    for outline, width in ((190, 2), (200, 1)):  # a box printed far fainter than its label: the 7 is read inside it
+        form = draw([SEVEN], size=(600, 300), box=(320, 60, 100, 180), ink=160, width=8)
+        d = ImageDraw.Draw(form)
+        d.rectangle([300, 30, 480, 270], outline=outline, width=width)
+        d.text((140, 130), "Qty", fill=0, font=ImageFont.load_default(size=40))
+        assert close(preprocess(form), preprocess(draw([SEVEN], ink=160, width=8))), outline
 
 
 def test_a_ring_round_the_writing_and_a_line_under_it_are_dropped():
@@ -141,6 +147,9 @@ def test_marks_far_from_a_single_character_are_left_out():
     for y in range(20, 420, 100):  # a notes app's sidebar: outlined icons half the character's size
         ImageDraw.Draw(notes).rectangle([20, y, 110, y + 90], outline=0, width=4)
     assert close(preprocess(notes), base)
+    sheet = draw([TWO], size=(700, 500), box=(300, 250, 100, 180))  # a worksheet's question number, half its size
+    ImageDraw.Draw(sheet).text((40, 300), "12.", fill=0, font=ImageFont.load_default(size=90))
+    assert close(preprocess(sheet), base)
     near = draw([TWO], size=(700, 500), box=(145, 250, 100, 180))  # the sidebar as near as the 2's own strokes
     for y in range(20, 420, 100):
         ImageDraw.Draw(near).rectangle([20, y, 110, y + 90], outline=0, width=4)
