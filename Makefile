@@ -20,7 +20,7 @@ train: install
 test: install
 	$(PY) -m pytest -q $(ARGS)
 
-test-fast: install  # the unit tests, under a minute: no subprocess, real-data or end-to-end runs
+test-fast: install  # the unit tests, a minute or two: no subprocess, real-data or end-to-end runs
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 gpu-check: install  # on a machine with a CUDA GPU: GPU tests, benchmarks, time to accuracy (about 5 minutes)
