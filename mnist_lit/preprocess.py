@@ -307,9 +307,9 @@ def _field(sample: np.ndarray, level: float, peak: float, noise: float) -> tuple
         if min(bh, bw) < 8 * t or not _printed(piece) or ndi.binary_fill_holes(piece).mean() < 0.9:
             continue  # (too small, not straight lines, not closed)
         inside = (slice(rows.start + t, rows.stop - t), slice(cols.start + t, cols.stop - t))
-        lines = piece[t:-t, t:-t].sum()
+        core = piece[t:-t, t:-t]  # (the inside, in the piece's box)
         held = int(((labels[inside] > 0) & (labels[inside] != i + 1)).sum())
-        if lines <= 0.4 * piece.sum() and held >= max(0.01 * piece[t:-t, t:-t].size, most + 1):
+        if core.sum() <= 0.4 * piece.sum() and held >= max(0.01 * core.size, most + 1):
             best, most = inside, held
     return best
 
@@ -337,11 +337,15 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
         field = tuple(slice(2 * s.start, 2 * s.stop) for s in field)
         inner, inner_peak, _ = _levels(smooth[field][::2, ::2])
         if inner_peak - inner >= max(MIN_CONTRAST, 8 * noise):
-            mask = np.zeros(smooth.shape, bool)
-            mask[field] = smooth[field] > inner + max(0.5 * (inner_peak - inner), 5 * noise)
-            return clean(mask, one)
+            level, peak, chrome = inner, inner_peak, None
+        else:
+            field = None
     # Half-way up the strokes, like the bilevel scans MNIST was made from, but above the paper's noise.
     mask = smooth > level + max(0.5 * (peak - level), 5 * noise)
+    if field is not None:
+        inside = np.zeros_like(mask)
+        inside[field] = True
+        mask &= inside
     if chrome is not None:  # the pieces of ink that are mostly chrome go
         labels, n = ndi.label(mask)
         chrome = chrome.repeat(2, 0).repeat(2, 1)[:mask.shape[0], :mask.shape[1]]
