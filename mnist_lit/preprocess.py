@@ -134,19 +134,22 @@ def _ink_channel(im: Image.Image) -> np.ndarray:
 
     Usually the luminance; but a green pen on pink paper can have the paper's luminance, and stands out in red.
     Each candidate is judged on a reduced copy by how far its extreme lies from its median (the paper), and by how
-    much ink it shows: a yellow pen beside black print is faint in the luminance, and stands out in blue.
+    much ink it shows: a yellow pen beside black print is faint in the luminance, and stands out in blue. Ink is
+    strokes: what a channel shows beyond the luminance in broad areas (a highlighter's band) is colour, not ink.
     """
     channels = {"L": [0.299, 0.587, 0.114], "R": [1, 0, 0], "G": [0, 1, 0], "B": [0, 0, 1]}
     small = np.asarray(im.reduce(max(1, max(im.size) // 128)), dtype=np.float32) / 255
-    extreme, ink = {}, {}
+    extreme, ink, dev = {}, {}, {}
     for c, weights in channels.items():
         v = small @ np.asarray(weights, np.float32)
-        d = np.abs(v - np.median(v))
-        extreme[c], ink[c] = float(d.max()), float(np.clip(d - MIN_CONTRAST, 0, None).sum())
+        dev[c] = np.abs(v - np.median(v))
+        extreme[c], ink[c] = float(dev[c].max()), float(np.clip(dev[c] - MIN_CONTRAST, 0, None).sum())
     best = max(extreme, key=extreme.get)
     if extreme[best] < 1.25 * extreme["L"]:  # the luminance, unless a single channel is clearly better
-        best = max(ink, key=ink.get)  # or shows far more ink, as strong at its strongest
-        if ink[best] < 1.25 * ink["L"] or extreme[best] < 0.8 * extreme["L"]:
+        best = max(ink, key=ink.get)  # or shows far more ink, as strong at its strongest, in strokes
+        extra = dev[best] - dev["L"] > MIN_CONTRAST
+        width = 4 * ndi.distance_transform_edt(extra)[extra].mean() if extra.any() else 0  # see stroke_width
+        if ink[best] < 1.25 * ink["L"] or extreme[best] < 0.8 * extreme["L"] or width > 0.1 * max(small.shape):
             best = "L"
     return np.asarray(im.convert("L") if best == "L" else im.getchannel(best), dtype=np.float32) / 255
 
@@ -550,30 +553,36 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
 
 
 def _main_group(mask: np.ndarray) -> np.ndarray:
-    """The ink of one character: its largest piece and the pieces within 0.3 of that piece's size of it, or of a
-    piece so added (a faint character's fragments); marks farther away (a printed label or question number beside
-    it, an app's toolbar and icons, a phone's home bar, a page number) are left out. A printed mark (a bar, an
-    outlined icon) near the character joins it, but does not bring in the marks near itself (an app's sidebar)."""
+    """The ink of one character: its largest piece and the pieces within 0.3 of the character's size (as found so
+    far) of it, or of a piece so added (a faint or broken character's fragments); marks farther away (a printed label
+    or question number beside it, an app's toolbar and icons, a phone's home bar, a page number) are left out. A
+    printed mark (a bar, an outlined icon) near the character joins it, but does not bring in the marks near itself
+    (an app's sidebar), nor counts in its size."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
     boxes = ndi.find_objects(labels)
     b = _corners(boxes)
-    sizes, areas = np.max(b[:, 2:] - b[:, :2], 1), np.bincount(labels.ravel())[1:]
-    largest = int(np.argmax(areas))
-    size = sizes[largest]
+    largest = int(np.argmax(np.bincount(labels.ravel())[1:]))
     printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
     printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
+    # gap[i, j]: how far apart the boxes of pieces i and j lie (<= 0 where they overlap)
+    gap = np.max([b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2],
+                  b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3]], axis=0)
+    linked = ~(printed[:, None] & printed[None, :])  # two printed marks do not bring each other in
     group = np.arange(n) == largest
-    todo = [largest]
-    while todo:  # pieces within reach of the group, until none is added
-        i = todo.pop()
-        y0, x0, y1, x1 = b[i]
-        gap = np.max([b[:, 0] - y1, y0 - b[:, 2], b[:, 1] - x1, x0 - b[:, 3]], axis=0)
-        near = np.flatnonzero((gap <= 0.3 * size) & ~group & ~(printed & printed[i]))
-        group[near] = True
-        todo += list(near)
-    return np.isin(labels, np.flatnonzero(group) + 1)
+    while True:  # pieces within reach of the group, until none is added
+        writing = b[group & ~printed]
+        lo, hi = writing[:, :2].min(0), writing[:, 2:].max(0)
+        size = (hi - lo).max()
+        # Twice as far for a piece of writing that leaves the character no wider than tall (a broken stroke's
+        # fragment above or below), not for one beside it (a question number, a label).
+        joined = np.maximum(hi, b[:, 2:]) - np.minimum(lo, b[:, :2])
+        reach = np.where(~printed & (joined[:, 1] <= joined[:, 0]), 0.6, 0.3) * size
+        near = ((gap[group] <= reach) & linked[group]).any(0) & ~group
+        if not near.any():
+            return np.isin(labels, np.flatnonzero(group) + 1)
+        group |= near
 
 
 def stroke_width(fine: np.ndarray) -> float:
@@ -664,14 +673,17 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
         return None
     if not (0.005 * inside <= inside - sizes.max() <= 0.3 * inside):
         return None
-    # Four straight sides (seen at an angle: a quadrilateral): it fills its smallest enclosing rectangle, which a
-    # character's outline (an 0 or 8 written light on dark) does not.
+    # Four straight sides (turned, or foreshortened into a trapezium): it fills its convex hull, and the four hull
+    # points farthest along two crossed diagonals (its corners) enclose nearly all of it, which a character's
+    # outline (an 0 or 8 written light on dark) does not.
     points = np.argwhere(sheet)
-    corners = points[ConvexHull(points).vertices].astype(np.float64)
-    turns = np.deg2rad(np.arange(90))
-    u = corners @ np.stack([np.cos(turns), np.sin(turns)])  # the corners along each direction, and across it
-    v = corners @ np.stack([-np.sin(turns), np.cos(turns)])
-    if inside < 0.85 * float(((np.ptp(u, 0) + 1) * (np.ptp(v, 0) + 1)).min()):
+    hull = ConvexHull(points)
+    corners = points[hull.vertices].astype(np.float64)
+    turns = np.deg2rad(np.arange(90))[:, None] + np.deg2rad([45, 135, 225, 315])
+    quads = corners[np.argmax(np.einsum("nk,kti->nti", corners, np.stack([np.cos(turns), np.sin(turns)])), 0)]
+    y, x = quads[..., 0], quads[..., 1]
+    area = 0.5 * np.abs((x * np.roll(y, 1, 1) - y * np.roll(x, 1, 1)).sum(1)).max()  # the shoelace formula
+    if inside < 0.95 * hull.volume or area < 0.9 * inside:  # (a 2-d hull's volume is its area)
         return None
     # A sheet's edge is sharp, a shadow's or a lighting gradient's soft (measured: 0.37-0.46 against 0.04-0.22):
     # the shade's slope across the outline, per pixel of this copy, as a share of the step from surround to sheet.
@@ -682,12 +694,12 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     if not edge.any() or step <= 0 or np.median(slope[edge]) < 0.3 * step:
         return None
     x0, y0, x1, y1 = _bbox(sheet)
-    inset = 0.04 * max(x1 - x0, y1 - y0)  # the sheet's edge and its shadow stay out
+    ix, iy = 0.04 * (x1 - x0), 0.04 * (y1 - y0)  # the sheet's edge and its shadow stay out: 4% of it across each edge
     hx0, hy0, hx1, hy1 = _bbox(sheet & ~piece)
-    if min(hx0 - x0, hy0 - y0, x1 - hx1, y1 - hy1) < 2 * inset:  # writing runs to the edge: a shadow's, not a sheet's
+    if min(hx0 - x0, x1 - hx1) < 2 * ix or min(hy0 - y0, y1 - hy1) < 2 * iy:  # writing runs to the edge: a shadow's
         return None
     f = max(gray.shape) / max(small.shape)
-    box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), (inset, inset, -inset, -inset)))
+    box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), (ix, iy, -ix, -iy)))
     off = _resize((~sheet).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
     return box, off
 

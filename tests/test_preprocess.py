@@ -160,6 +160,20 @@ def test_marks_far_from_a_single_character_are_left_out():
     assert len(two_rows) == 2
 
 
+def test_a_character_drawn_by_a_pen_that_skips_is_read_whole():
+    # Three gaps 28 px wide (a sixth of the 2's height) leave pieces farther apart than 0.3 of the largest piece's
+    # size: the character's reach grows with the pieces found, and further for pieces above or below it.
+    im = draw([TWO])
+    (x, y, w, h), d = (150, 60, 100, 180), ImageDraw.Draw(im)
+    pts = np.asarray([(x + px * w, y + py * h) for px, py in TWO])
+    along = np.r_[0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
+    for f in (0.2, 0.45, 0.7):
+        cx, cy = (np.interp(f * along[-1], along, pts[:, k]) for k in (0, 1))
+        d.ellipse([cx - 14, cy - 14, cx + 14, cy + 14], fill=255)
+    _, _, mask, _ = find_ink(load_gray(im), one=True)
+    assert ndi.label(mask)[1] == 3 and (_main_group(mask) == mask).all()
+
+
 def test_a_screenshots_bright_status_and_home_bars_do_not_hide_or_join_a_fainter_pen():
     base = preprocess(draw([TWO]))
     for paper, pen, chrome in ((20, 110, 245), (255, 150, 10)):  # a blue pen in dark mode, an orange one in light
@@ -200,6 +214,12 @@ def test_coloured_ink_as_light_as_the_paper_is_found():
     for y in range(100, 460, 80):  # a notes app's sidebar of outlined icons
         d.rectangle([25, y, 65, y + 40], outline=(25, 25, 25), width=4)
     assert close(preprocess(page), base)
+    # A black pen highlighted afterwards: the yellow band is dark in blue, and broad; the pen is dark everywhere.
+    marked = np.asarray(draw([TWO], paper=(255, 255, 255), mode="RGB"), np.float32)
+    band = np.zeros(marked.shape[:2], np.float32)
+    band[90:190, 145:255] = 1
+    marked *= 1 - ndi.gaussian_filter(band, 1.5)[..., None] * np.float32([0, 0.05, 0.7])  # a highlighter multiplies
+    assert close(preprocess(Image.fromarray(marked.round().astype(np.uint8))), base)
 
 
 def test_tight_crops_and_small_scans_read_like_the_full_image():
@@ -247,6 +267,20 @@ def test_a_card_photographed_on_a_darker_desk_is_read_inside_its_edges():
         assert close(preprocess(g), preprocess(np.asarray(card.rotate(angle, fillcolor=235), np.float32) / 255),
                      0.05), angle
     assert close(base, preprocess(np.asarray(card, np.float32) / 255), 0.01)
+
+
+def test_a_card_photographed_from_an_angle_a_trapezium_is_read_inside_its_edges():
+    card = np.asarray(draw([SEVEN], size=(300, 300), box=(100, 60, 100, 180), width=12, paper=235), np.float32) / 255
+
+    def photo(desk):
+        g = np.full((560, 700), desk, np.float32)
+        for y in range(300):  # each row narrowed about the middle: the far edge 60% of the near edge's width
+            w = int(300 * (0.6 + 0.4 * y / 299))
+            g[130 + y, 350 - w // 2:350 - w // 2 + w] = np.interp(np.linspace(0, 299, w), np.arange(300), card[y])
+        return ndi.gaussian_filter(g, 0.8)
+
+    assert _sheet(photo(90 / 255)) is not None
+    assert close(preprocess(photo(90 / 255)), preprocess(photo(235 / 255)), 0.05)
 
 
 def test_a_shadow_or_lighting_gradient_is_not_taken_for_a_sheets_edge():
