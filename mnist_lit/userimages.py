@@ -765,9 +765,8 @@ def keystone(x, rng):
     writing, paper = (np.asarray(Image.fromarray(np.ascontiguousarray(sheet[::-1 if flip else 1, :, i]), "F")
                                  .transform(sheet.shape[1::-1], Image.PERSPECTIVE, tuple(coeffs), Image.BILINEAR))
                       [::-1 if flip else 1] for i in range(2))
-    desk = np.asarray([(0.45, 0.32, 0.2), (0.25, 0.25, 0.27)][int(rng.integers(2))])
-    rgb = _paint(writing, desk * (1 - paper[..., None]) + np.asarray((0.92, 0.91, 0.87)) * paper[..., None],
-                 _pen_colour(rng))
+    desk = [(0.45, 0.32, 0.2), (0.25, 0.25, 0.27)][int(rng.integers(2))]
+    rgb = _paint(writing, _paint(paper, desk, (0.92, 0.91, 0.87)), _pen_colour(rng))
     return _encode(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
 
