@@ -130,6 +130,10 @@ class Reader:
         classes, framing = meta.pop("classes"), meta.pop("framing", "mnist")
         return cls(logits, classes, meta, framing)
 
+    def _sure(self, images: list) -> np.ndarray:
+        """28x28 images -> the model's probability of its answer for each."""
+        return _softmax(np.asarray(self._logits(np.stack(images).astype(np.float32)[:, None]), np.float64)).max(1)
+
     def classify(self, images: list, topk: int = 3) -> list[dict]:
         """28x28 float images in [0, 1] (white ink on black) -> read()'s dicts, one per image, in one batch."""
         x = np.stack(images).astype(np.float32)[:, None]
@@ -152,7 +156,7 @@ class Reader:
 
     def read_multi(self, image, topk=3) -> dict:
         """A row of characters, left to right: {'text', 'chars': [read()'s dict plus 'box': [x0, y0, x1, y1]]}."""
-        found = preprocess_multi(image, self.framing)
+        found = preprocess_multi(image, self.framing, self._sure)
         chars = self.classify([img for _, img in found], topk)
         for c, (box, _) in zip(chars, found):
             c["box"] = list(box)

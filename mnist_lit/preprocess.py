@@ -32,6 +32,7 @@ WORK_SIDE = (256, 1024)  # images are resampled so their longest side lies in th
 MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 0..1 range)
 SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
+MIN_CHAR, MAX_CHAR = 0.15, 1.5  # with a model to judge: the narrowest and widest character (times the row's height)
 ROW_ASPECT = 1.3  # ink wider than this times its height, in several tall pieces, is a row (a hint to read it so)
 # The formats decoded (by content, whatever the name), as Pillow and as messages name them: none of Pillow's other
 # decoders (EPS runs Ghostscript). TIFF and PNM are what scanners and SANE's scanimage write, HEIC what iPhones do.
@@ -752,12 +753,14 @@ def looks_like_a_row(mask: np.ndarray) -> bool:
     return len(tall) >= 2
 
 
-def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """A row of characters -> [((x0, y0, x1, y1), mask of that character alone)], left to right.
 
     Connected pieces of ink are merged when they share most of their columns (the dot of an i, a 5's bar)
     or when one is a short fragment (a broken stroke) next to another; a piece much wider than the row's
-    characters are tall is split where the fewest ink pixels cross its columns (characters that touch).
+    characters are tall is split where the fewest ink pixels cross its columns (characters that touch), or with
+    sure (masks -> how sure a model is of each as one character) where the model is surest of the characters on
+    both sides.
     """
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n > MAX_PIECES:  # merging is quadratic in the pieces: refuse a texture, a grid or noise at once
@@ -802,7 +805,8 @@ def segment(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarra
     grouped = group_of[labels]
     chars = []
     for i in sorted(range(len(groups)), key=lambda k: boxes[k][0]):
-        chars += _split(grouped == i + 1, height)
+        piece = grouped == i + 1
+        chars += _cuts(piece, height, sure) if sure else _split(piece, height)
     return [(_bbox(m), m) for m in chars]
 
 
@@ -831,12 +835,47 @@ def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
     return [left] + _split(right, height)
 
 
-def preprocess_multi(image, framing: str = "mnist") -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
-    """Any image of a row of characters -> [((x0, y0, x1, y1) in the input's pixels, 28x28 array)], left to right."""
+def _cuts(m: np.ndarray, height: float, sure) -> list[np.ndarray]:
+    """Cuts a piece of ink too wide for one character into the characters a model is surest of: of the ways to cut
+    it at columns an eighth of the row's height apart, the one whose characters' probabilities have the largest
+    product (dynamic programming over the columns)."""
+    cols = np.flatnonzero(m.any(0))
+    x0, x1 = cols[0], cols[-1] + 1
+    if x1 - x0 < SPLIT_ASPECT * height:
+        return [m]
+    at = np.unique(np.linspace(x0, x1, max(2, round(8 * (x1 - x0) / height)) + 1).round().astype(int))
+    columns = np.arange(m.shape[1])
+
+    def part(i, j):
+        return m & (columns >= at[i]) & (columns < at[j])
+
+    # Every character the cutting may make: one of several (not the whole piece), of a character's width, with ink.
+    spans = [(i, j) for j in range(1, len(at)) for i in range(j) if (i, j) != (0, len(at) - 1)
+             and MIN_CHAR * height <= at[j] - at[i] <= MAX_CHAR * height and part(i, j).any()]
+    if not spans:
+        return _split(m, height)
+    logp = dict(zip(spans, np.log(np.maximum(sure([part(i, j) for i, j in spans]), 1e-9))))
+    best = {0: (0.0, [])}  # cut column index -> (log probability of the best cutting up to it, its spans)
+    for j in range(1, len(at)):
+        options = [(best[i][0] + logp[i, j], best[i][1] + [(i, j)]) for i in range(j) if i in best and (i, j) in logp]
+        if options:
+            best[j] = max(options, key=lambda o: o[0])
+    if len(at) - 1 not in best:
+        return _split(m, height)
+    return [part(i, j) for i, j in best[len(at) - 1][1]]
+
+
+def preprocess_multi(image, framing: str = "mnist", sure=None) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """Any image of a row of characters -> [((x0, y0, x1, y1) in the input's pixels, 28x28 array)], left to right.
+
+    sure: 28x28 arrays -> how sure a model is of each as one character; touching characters are then cut where it
+    is surest of both (segment).
+    """
     gray, factor = read_gray(image)
     ink, scale, mask, (left, top) = find_ink(gray)
+    judge = sure and (lambda masks: sure([render(m, framing, ink, scale) for m in masks]))
     out = []
-    for (x0, y0, x1, y1), m in segment(mask):
+    for (x0, y0, x1, y1), m in segment(mask, judge):
         box = tuple(int(round((v / scale + o) * factor)) for v, o in zip((x0, y0, x1, y1), (left, top) * 2))
         out.append((box, render(m, framing, ink, scale)))
     return out

@@ -386,6 +386,22 @@ def test_broken_strokes_are_merged_and_touching_characters_split():
     assert len(segment(mask)) == 3
 
 
+def test_with_a_model_to_judge_touching_characters_are_cut_where_it_is_surest_of_them():
+    mask = np.zeros((120, 300), bool)
+    mask[10:110, 10:270] = True  # one solid piece 2.6 rows wide: no thin column says where characters meet
+    truth = [(10, 100), (100, 200), (200, 270)]  # columns of the characters a model would read with confidence
+
+    def sure(masks):
+        spans = [(int(np.flatnonzero(m.any(0))[0]), int(np.flatnonzero(m.any(0))[-1]) + 1) for m in masks]
+        return np.array([0.95 if any(abs(a - t0) < 8 and abs(b - t1) < 8 for t0, t1 in truth) else 0.2
+                         for a, b in spans])
+
+    judged = [(box[0], box[2]) for box, _ in segment(mask, sure)]
+    assert len(judged) == 3 and all(abs(a - t0) < 8 and abs(b - t1) < 8 for (a, b), (t0, t1) in zip(judged, truth))
+    assert [(box[0], box[2]) for box, _ in segment(mask)] != judged  # without it: near equal thirds
+    assert len(segment(mask[:, :120], sure)) == 1  # as narrow as one character: not cut, whatever the model says
+
+
 def test_a_huge_image_is_reduced_while_decoding_and_read_as_the_small_one(tmp_path):
     im = row([[SEVEN], [TWO], [SEVEN]])  # 510 x 260
     small = preprocess_multi(im)
