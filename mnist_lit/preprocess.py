@@ -558,7 +558,7 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     far) of it, or of a piece so added (a faint or broken character's fragments); marks farther away (a printed label
     or question number beside it, an app's toolbar and icons, a phone's home bar, a page number) are left out. A
     printed mark (a bar, an outlined icon) near the character joins it, but does not bring in the marks near itself
-    (an app's sidebar), nor counts in its size."""
+    (an app's sidebar), nor counts in its size; a short stroke of the pen's width is writing, not a printed mark."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
@@ -567,6 +567,13 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     largest = int(np.argmax(np.bincount(labels.ravel())[1:]))
     printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
     printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
+    # A short straight piece that is a stroke of the pen's width (a skipping pen's fragment of a 2's base or a 3's
+    # bar), not a block or a thin printed line, is writing.
+    side = (b[:, 2:] - b[:, :2]).max(1)
+    pen = _width(labels[boxes[largest]] == largest + 1)
+    for i in np.flatnonzero(printed & (side <= 0.5 * side[largest])):
+        width = _width(labels[boxes[i]] == i + 1)
+        printed[i] = not (side[i] >= 2 * width and 0.6 * pen <= width <= 1.6 * pen)
     # gap[i, j]: how far apart the boxes of pieces i and j lie (<= 0 where they overlap)
     gap = np.max([b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2],
                   b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3]], axis=0)

@@ -130,7 +130,7 @@ def users_benchmark():
 UNDER_THE_BAR = {
     "circled_pencil": "an open ring that touches the pencil digit is not cut away",
     "tablet_notes": "a digit drawn near the sidebar is read with an icon beside it; a light pen can be lost",
-    "skipping_pen": "a short straight fragment counts as a printed mark, linking nothing; gaps make another digit",
+    "skipping_pen": "gaps make another digit (a 6's loop left open); far fragments and long straight ones are lost",
     "low_light": "2 of the first 50 refused (kept aside: not inspected)",
 }
 
