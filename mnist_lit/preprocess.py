@@ -766,8 +766,8 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
     Connected pieces of ink are merged when they share most of their columns (the dot of an i, a 5's bar)
     or when one is a short fragment (a broken stroke) next to another; a piece much wider than the row's
     characters are tall is split where the fewest ink pixels cross its columns (characters that touch), or with
-    sure (masks -> how sure a model is of each as one character) where the model is surest of the characters on
-    both sides.
+    sure (masks -> how sure a model is of each as one character) where the model is surest of the characters made
+    (_cuts).
     """
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n > MAX_PIECES:  # merging is quadratic in the pieces: refuse a texture, a grid or noise at once
@@ -852,16 +852,20 @@ def _cuts(m: np.ndarray, height: float, sure) -> list[np.ndarray]:
         return [m]
     at = np.unique(np.linspace(x0, x1, max(2, round(8 * (x1 - x0) / height)) + 1).round().astype(int))
     columns = np.arange(m.shape[1])
+    inked = np.r_[0, np.cumsum(m.any(0))]  # inked[x]: how many of the columns before x hold ink
 
     def part(i, j):
         return m & (columns >= at[i]) & (columns < at[j])
 
     # Every character the cutting may make: one of several (not the whole piece), of a character's width, with ink.
     spans = [(i, j) for j in range(1, len(at)) for i in range(j) if (i, j) != (0, len(at) - 1)
-             and MIN_CHAR * height <= at[j] - at[i] <= MAX_CHAR * height and part(i, j).any()]
+             and MIN_CHAR * height <= at[j] - at[i] <= MAX_CHAR * height and inked[at[j]] > inked[at[i]]]
     if not spans:
         return _split(m, height)
-    logp = dict(zip(spans, np.log(np.maximum(sure([part(i, j) for i, j in spans]), 1e-9))))
+    logp = {}
+    for k in range(0, len(spans), 64):  # a few masks at a time: a long row of touching writing has thousands
+        batch = spans[k:k + 64]
+        logp.update(zip(batch, np.log(np.maximum(sure([part(i, j) for i, j in batch]), 1e-9))))
     best = {0: (0.0, [])}  # cut column index -> (log probability of the best cutting up to it, its spans)
     for j in range(1, len(at)):
         options = [(best[i][0] + logp[i, j], best[i][1] + [(i, j)]) for i in range(j) if i in best and (i, j) in logp]
