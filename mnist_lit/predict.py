@@ -130,14 +130,13 @@ class Reader:
         classes, framing = meta.pop("classes"), meta.pop("framing", "mnist")
         return cls(logits, classes, meta, framing)
 
-    def _sure(self, images: list) -> np.ndarray:
-        """28x28 images -> the model's probability of its answer for each."""
-        return _softmax(np.asarray(self._logits(np.stack(images).astype(np.float32)[:, None]), np.float64)).max(1)
+    def _probs(self, images: list) -> np.ndarray:
+        """28x28 float images in [0, 1] (white ink on black) -> the class probabilities, a row per image."""
+        return _softmax(np.asarray(self._logits(np.stack(images).astype(np.float32)[:, None]), dtype=np.float64))
 
     def classify(self, images: list, topk: int = 3) -> list[dict]:
         """28x28 float images in [0, 1] (white ink on black) -> read()'s dicts, one per image, in one batch."""
-        x = np.stack(images).astype(np.float32)[:, None]
-        probs = _softmax(np.asarray(self._logits(x), dtype=np.float64))
+        probs = self._probs(images)
         out = []
         for img, p in zip(images, probs):
             order = np.argsort(-p, kind="stable")[:max(1, topk)]
@@ -156,7 +155,7 @@ class Reader:
 
     def read_multi(self, image, topk=3) -> dict:
         """A row of characters, left to right: {'text', 'chars': [read()'s dict plus 'box': [x0, y0, x1, y1]]}."""
-        found = preprocess_multi(image, self.framing, self._sure)
+        found = preprocess_multi(image, self.framing, lambda images: self._probs(images).max(1))
         chars = self.classify([img for _, img in found], topk)
         for c, (box, _) in zip(chars, found):
             c["box"] = list(box)

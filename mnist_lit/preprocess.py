@@ -570,8 +570,9 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     # A short straight piece that is a stroke of the pen's width (a skipping pen's fragment of a 2's base or a 3's
     # bar), not a block or a thin printed line, is writing.
     side = (b[:, 2:] - b[:, :2]).max(1)
-    pen = _width(labels[boxes[largest]] == largest + 1)
-    for i in np.flatnonzero(printed & (side <= 0.5 * side[largest])):
+    short = np.flatnonzero(printed & (side <= 0.5 * side[largest]))
+    pen = _width(labels[boxes[largest]] == largest + 1) if len(short) else 0.0  # (only when needed: a hot path)
+    for i in short:
         width = _width(labels[boxes[i]] == i + 1)
         printed[i] = not (side[i] >= 2 * width and 0.6 * pen <= width <= 1.6 * pen)
     # gap[i, j]: how far apart the boxes of pieces i and j lie (<= 0 where they overlap)
@@ -880,7 +881,7 @@ def preprocess_multi(image, framing: str = "mnist", sure=None) -> list[tuple[tup
     """Any image of a row of characters -> [((x0, y0, x1, y1) in the input's pixels, 28x28 array)], left to right.
 
     sure: 28x28 arrays -> how sure a model is of each as one character; touching characters are then cut where it
-    is surest of both (segment).
+    is surest of the characters made (segment).
     """
     gray, factor = read_gray(image)
     ink, scale, mask, (left, top) = find_ink(gray)
