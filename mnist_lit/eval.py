@@ -5,7 +5,8 @@ Three sources, one report (accuracy, refusals, per-class accuracy, a confusion m
 - folders of labelled images (the label is the file name's first character, `3_photo.jpg`; subfolders are
   reported apart) or CSV files of `path,label` rows, read as `mnist_lit.predict` reads them;
 - --users: MNIST test digits redrawn as people's images of many kinds (mnist_lit.userimages), each kind
-  beside the accuracy on the same digits as raw 28x28 tensors.
+  beside the accuracy on the same digits as raw 28x28 tensors; with --rows, rows of four digits read as
+  `predict --multi` reads them.
 """
 import argparse
 import csv
@@ -22,7 +23,7 @@ from PIL import Image
 
 from mnist_lit.predict import DEFAULT_MODEL, ModelError, Reader, ReadError
 from mnist_lit.preprocess import IMAGE_SUFFIXES, preprocess
-from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, render
+from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, render, row
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -186,11 +187,7 @@ def eval_users(reader: Reader, overrides: list, kinds: list, per_kind: int, spli
         owners += [(kind, i) for i in idx]
     if save:
         for kind, digit, label, i in jobs:
-            data = render(kind, digit, label, i)
-            with Image.open(io.BytesIO(data)) as im:  # each file named for its format, as a person's would be
-                ext = {"JPEG": "jpg", "TIFF": "tif", "PPM": "pnm", "HEIF": "heic"}.get(im.format, im.format.lower())
-            (save / kind).mkdir(parents=True, exist_ok=True)
-            (save / kind / f"{classes[label]}_{split}{i:05d}.{ext}").write_bytes(data)
+            _save_file(save / kind, f"{classes[label]}_{split}{i:05d}", render(kind, digit, label, i))
     images = _preprocess_all(jobs, reader.framing, workers)
     predicted = _labels(reader, images)
     raw_pred = _labels(reader, list(x.astype(np.float32) / 255))
@@ -206,7 +203,57 @@ def eval_users(reader: Reader, overrides: list, kinds: list, per_kind: int, spli
     return {"source": f"people's images of MNIST {split} digits", "sets": sets, "misread_images": misread}
 
 
+def _save_file(folder: Path, stem: str, data: bytes):
+    with Image.open(io.BytesIO(data)) as im:  # each file named for its format, as a person's would be
+        ext = {"JPEG": "jpg", "TIFF": "tif", "PPM": "pnm", "HEIF": "heic"}.get(im.format, im.format.lower())
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.{ext}").write_bytes(data)
+
+
+ROW = 4  # digits in each row of --rows
+
+
+def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, save: Path | None) -> dict:
+    """Each kind drawn as rows of four digits of MNIST's split (2-6 of their pixels apart), read by read_multi:
+    the rows read exactly, and a confusion matrix of the characters of rows read with the right count."""
+    x, y, classes, name = dataset_split(overrides, split)
+    if name != "mnist":
+        raise EvalError(f"--users draws MNIST digits, not {name}: leave data= at its default")
+    per_kind = min(per_kind, len(x) // ROW)
+    sets, misread = {}, []
+    for kind in kinds:
+        texts, truths = [], []
+        for k in range(per_kind):  # row k: digits 4k..4k+3, the same in every kind
+            idx = list(range(ROW * k, ROW * k + ROW))
+            truths.append("".join(classes[int(y[i])] for i in idx))
+            data = render(kind, row(x[idx], np.random.default_rng([k, ROW])), None, k)
+            if save:
+                _save_file(save / kind, f"{truths[-1]}_{split}{k:05d}", data)
+            try:
+                texts.append(reader.read_multi(data, topk=1))
+            except ReadError:
+                texts.append(None)
+        counted = [(r, t) for r, t in zip(texts, truths) if r and len(r["chars"]) == len(t)]
+        chars = [(c["label"], t, c["image"]) for r, text in counted for c, t in zip(r["chars"], text)]
+        s = sets[kind] = tally([t for _, t, _ in chars], [p for p, _, _ in chars], reader.classes)
+        misread += [c for c in chars if c[0] != c[1]]
+        s.update(characters=s["accuracy"], rows=per_kind, accuracy=float(np.mean([r is not None and r["text"] == t
+                                                                 for r, t in zip(texts, truths)])),
+                          refused=float(np.mean([r is None for r in texts])),
+                          miscounted=float(np.mean([r is not None and len(r["chars"]) != len(t)
+                                                    for r, t in zip(texts, truths)])))
+    return {"source": f"people's images of rows of {ROW} MNIST {split} digits", "sets": sets,
+            "misread_images": misread}
+
+
 def _table(result: dict) -> str:
+    if any("rows" in s for s in result["sets"].values()):
+        lines = ["| kind | rows | read exactly | refused | wrong count | characters read right |",
+                 "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {s['rows']} | {s['accuracy']:.1%} | {s['refused']:.1%} | {s['miscounted']:.1%} | "
+                  f"{s['characters']:.2%} |"
+                  for name, s in result["sets"].items()]
+        return "\n".join(lines)
     users = any("raw_accuracy" in s for s in result["sets"].values())
     head = "| set | images | read right | refused |" + (" raw 28x28 tensors |" if users else "")
     lines = [head, "|---|---|---|---|" + ("---|" if users else "")]
@@ -245,7 +292,10 @@ def main(argv=None) -> int:
                              "such as data=emnist_digits data.root=DIR")
     parser.add_argument("--users", action="store_true", help="MNIST digits drawn as people's images, by kind")
     parser.add_argument("--kinds", default="all", help="with --users: all, held-out, or a comma-separated list")
-    parser.add_argument("--per-kind", type=int, default=500, help="with --users: digits per kind (default 500)")
+    parser.add_argument("--per-kind", type=int, default=500,
+                        help="with --users: digits (with --rows: rows) per kind (default 500)")
+    parser.add_argument("--rows", action="store_true", help="with --users: rows of four digits, read as "
+                        "predict --multi reads them; each kind but european")
     parser.add_argument("--split", choices=("test", "val"), default="test",
                         help="with --users: the digits' split (val: the training file's validation part)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="with --users: also write the images to "
@@ -260,18 +310,26 @@ def main(argv=None) -> int:
     try:
         if args.users and paths:
             raise EvalError("--users draws its own images: give either --users or folders, not both")
+        if args.rows and not args.users:
+            raise EvalError("--rows draws rows of people's images: give it with --users")
         if args.users:
             names = {"all": list(KINDS), "held-out": list(HELD_OUT)}.get(args.kinds) or args.kinds.split(",")
             bad = [k for k in names if k not in ALL_KINDS]
             if bad:
                 raise EvalError(f"unknown kind {', '.join(bad)}: use all, held-out, or some of "
                                 f"{', '.join(ALL_KINDS)}")
+            if args.rows and "european" in names:
+                if args.kinds != "all":
+                    raise EvalError("european draws single ones and sevens, not rows: leave it out of --kinds")
+                names.remove("european")
             if args.per_kind < 1:
                 raise EvalError(f"--per-kind {args.per_kind}: give 1 or more")
         out = _out_dir(args.out)
         reader = Reader.load(args.model)
         start = time.perf_counter()
-        if args.users:
+        if args.rows:
+            result = eval_rows(reader, overrides, names, args.per_kind, args.split, args.save)
+        elif args.users:
             result = eval_users(reader, overrides, names, args.per_kind, args.split, args.workers, args.save)
         elif paths:
             result = eval_images(reader, paths, args.workers)

@@ -296,12 +296,13 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
 
 
-def _field(sample: np.ndarray, level: float, peak: float, noise: float) -> tuple[slice, slice] | None:
+def _field(sample: np.ndarray, level: float, peak: float, noise: float, one: bool = True) -> tuple[slice, slice] | None:
     """The inside of a printed box round the writing (a form's field, perhaps printed far fainter than its label),
     in the sample's pixels: a closed piece of straight lines found at a tenth of the strokes' darkness, round an
-    inside clear of them (not a grid) that holds ink; the one holding the most. None without one."""
+    inside clear of them (not a grid) that holds ink; the one holding the most (one=False, a row: the only one).
+    None without one."""
     labels, _ = ndi.label(sample > level + max(0.1 * (peak - level), 5 * noise), structure=np.ones((3, 3)))
-    best, most = None, 0
+    best, most, found = None, 0, 0
     for i, (rows, cols) in enumerate(ndi.find_objects(labels)):
         bh, bw = rows.stop - rows.start, cols.stop - cols.start
         if min(bh, bw) < 16:  # too small for a box round writing (below: 8 times its lines, 2 px or more)
@@ -313,9 +314,11 @@ def _field(sample: np.ndarray, level: float, peak: float, noise: float) -> tuple
         inside = (slice(rows.start + t, rows.stop - t), slice(cols.start + t, cols.stop - t))
         core = piece[t:-t, t:-t]  # (the inside, in the piece's box)
         held = int(((labels[inside] > 0) & (labels[inside] != i + 1)).sum())
-        if core.sum() <= 0.4 * piece.sum() and held >= max(0.01 * core.size, most + 1):
-            best, most = inside, held
-    return best
+        if core.sum() <= 0.4 * piece.sum() and held >= 0.01 * core.size:
+            found += 1
+            if held > most:
+                best, most = inside, held
+    return best if one or found == 1 else None  # (a row in separate boxes: each holds part of it)
 
 
 def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
@@ -336,8 +339,8 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     if peak - level < 8 * noise:
         raise ReadError(f"no ink found: nothing stands out from the paper's grain (marks {peak - level:.0%} darker, "
                         f"grain {noise:.1%}): photograph it in more light, or scan it")
-    field = _field(sample, level, peak, noise) if one else None
-    if field is not None:  # one character in a form's box: read inside it, at the level of what it holds
+    field = _field(sample, level, peak, noise, one)
+    if field is not None:  # writing in a form's box: read inside it, at the level of what it holds
         field = tuple(slice(2 * s.start, 2 * s.stop) for s in field)
         inner, inner_peak, _ = _levels(smooth[field][::2, ::2])
         if inner_peak - inner >= max(MIN_CONTRAST, 8 * noise):
@@ -418,8 +421,8 @@ def _width(mask: np.ndarray) -> float:
 def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     """Drops specks, printed frames (a box, plot axes, a border) and ruled lines, keeping the writing.
 
-    Printed lines are long, straight and, where they touch the writing, thinner than its strokes. With one=True (the
-    image holds one character) the writing in a frame is the character: marks outside it (its label) go too.
+    Printed lines are long, straight and, where they touch the writing, thinner than its strokes. The writing in a
+    frame is what is read: marks outside it (its label) go too. one=False: the image may hold a row of characters.
     """
     h, w = mask.shape
     for axis in (1, 0):  # ruled or squared paper: lines across the whole image, where the writing does not reach
@@ -475,13 +478,13 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     if touched:  # the pieces have changed: judge them again
         return clean(mask, one)
     writing = keep & ~frames
-    if one and holds.sum() == 1 and writing.any():
-        # One character, in the one frame that holds writing: what lies outside (the box's printed label) goes,
-        # unless the largest piece does (then the frame holds a fragment, not the character).
+    if holds.sum() == 1 and writing.any():
+        # The writing in the one frame that holds writing: what lies outside (the box's printed label) goes, unless
+        # the largest piece does (then the frame holds a fragment, not the character).
         inner = _within(b, int(np.flatnonzero(holds)[0]))
         if inner[np.argmax(np.where(writing, areas, 0))]:
             keep &= inner | frames
-    frames |= _marks_around(b, areas, keep & ~frames)
+    frames |= _marks_around(b, areas, keep & ~frames, one)
     if not (keep & ~frames).any():
         if keep.sum() > 1 or not frames.any():
             raise ReadError("no writing found, only a printed frame or lines: give an image of writing")
@@ -501,9 +504,10 @@ def _within(b: np.ndarray, i: int) -> np.ndarray:
     return (b[:, :2] >= b[i, :2]).all(1) & (b[:, 2:] <= b[i, 2:]).all(1)
 
 
-def _marks_around(b: np.ndarray, areas, kept: np.ndarray) -> np.ndarray:
+def _marks_around(b: np.ndarray, areas, kept: np.ndarray, one: bool) -> np.ndarray:
     """Which kept pieces (boxes b from _corners) are drawn around the writing, not part of it: a ring round the other
-    pieces (a circled answer), or a line under them all (an underline)."""
+    pieces (a circled answer), or a line under them all (an underline). one=False: the writing may be a row, which a
+    round ring encloses with room above and below."""
     marks = np.zeros(len(kept), bool)
     while True:  # again after each mark: once the lower of two underlines goes, the upper lies beneath the rest
         pieces = np.flatnonzero(kept & ~marks)
@@ -516,7 +520,8 @@ def _marks_around(b: np.ndarray, areas, kept: np.ndarray) -> np.ndarray:
             bh, bw = b[i, 2] - b[i, 0], b[i, 3] - b[i, 1]
             # A ring: the others well inside its box, and large (a fragment in a 9's loop is not another
             # character); its ink lies round them, far lighter than its box. (A 0 round a speck: specks are gone.)
-            ring = (b[i, 0] < y0 and y1 < b[i, 2] and b[i, 1] < x0 and x1 < b[i, 3] and y1 - y0 >= 0.35 * bh
+            big = y1 - y0 >= 0.35 * bh or not one and x1 - x0 >= 0.5 * bw
+            ring = (b[i, 0] < y0 and y1 < b[i, 2] and b[i, 1] < x0 and x1 < b[i, 3] and big
                     and areas[others].sum() >= 0.2 * areas[i] and areas[i] < 0.35 * bh * bw)
             # An underline: long and flat, beneath all the others (a 5's flag, a 7's bar lie above), spanning them.
             under = bw >= 4 * bh and b[i, 0] >= y1 and bw >= 0.6 * (x1 - x0)
@@ -553,6 +558,66 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pieces(labels: np.ndarray, row: bool = False):
+    """The pieces of ink of a labelled mask: (their boxes from _corners, the largest, which are printed marks, and
+    gap[i, j], how far apart the boxes of pieces i and j lie (<= 0 where they overlap)). A straight piece that is a
+    stroke of the pen's width is writing: up to half the largest's length, the pen's width the largest's; in a row
+    (row=True), however long (a 1), the pen's width the median of the other pieces'."""
+    boxes = ndi.find_objects(labels)
+    b = _corners(boxes)
+    largest = int(np.argmax(np.bincount(labels.ravel())[1:]))
+    printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
+    printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
+    # A short straight piece that is a stroke of the pen's width (a skipping pen's fragment of a 2's base or a 3's
+    # bar), not a block or a thin printed line, is writing.
+    side = (b[:, 2:] - b[:, :2]).max(1)
+    strokes = np.flatnonzero(printed & (row | (side <= 0.5 * side[largest])))
+    if row and len(strokes):
+        pen = float(np.median([_width(labels[boxes[i]] == i + 1) for i in np.flatnonzero(~printed)]))
+    else:
+        pen = _width(labels[boxes[largest]] == largest + 1) if len(strokes) else 0.0  # (only when needed: hot)
+    for i in strokes:
+        width = _width(labels[boxes[i]] == i + 1)
+        printed[i] = not (side[i] >= 2 * width and 0.6 * pen <= width <= 1.6 * pen)
+    gap = np.max([b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2],
+                  b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3]], axis=0)
+    return b, largest, printed, gap
+
+
+def _main_row(mask: np.ndarray) -> np.ndarray:
+    """The ink of one row of characters: its largest piece and the pieces near a piece so added: within 0.3 of the
+    row's height (a broken stroke's fragment), or within the row's height and centred between its top and bottom
+    (the next character). Marks off the row (an app's toolbar, a phone's status bar, a sidebar of icons, a small
+    label far to its left) are left out."""
+    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n < 2 or n > MAX_PIECES:  # (segment refuses a texture of many pieces)
+        return mask
+    b, largest, printed, gap = _pieces(labels, row=True)
+    tall, middle = b[:, 2] - b[:, 0], (b[:, 0] + b[:, 2]) / 2
+    # within[i, j]: half of piece j's columns or more lie within piece i's (a 7's bar over its stem)
+    within = (np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])) >= \
+        0.5 * (b[:, 3] - b[:, 1])[None, :]
+    group = np.arange(n) == largest
+    while True:
+        row = b[group & ~printed]
+        height = (row[:, 2] - row[:, 0]).max()
+        on_row = (row[:, 0].min() <= middle) & (middle <= row[:, 2].max())
+        # The next character joins from farther than a fragment, and writing of the row's height on its line from
+        # any distance (a number written with wide spaces). A printed mark (a 1, a marker's stroke; an icon) brings
+        # in only the next character, and joins as a character only when of the row's height; a smaller one only
+        # within a character's columns or between two of them (not at the row's end: a sidebar's icons).
+        reach = np.where(on_row[None, :], 1.0, np.where(printed[:, None], -np.inf, 0.3)) * height
+        reach[:, on_row & ~printed & (tall >= 0.7 * height)] = np.inf
+        mark = printed & (tall < 0.5 * height)
+        close = (gap <= height) & (group & ~printed)[:, None]
+        between = (close & (b[:, None, 1] < b[None, :, 1])).any(0) & (close & (b[:, None, 3] > b[None, :, 3])).any(0)
+        reach[:, mark] = np.where(within[:, mark] | between[mark], 0.3 * height, -np.inf)
+        near = (gap[group] <= reach[group]).any(0) & ~group
+        if not near.any():
+            return np.isin(labels, np.flatnonzero(group) + 1)
+        group |= near
+
+
 def _main_group(mask: np.ndarray) -> np.ndarray:
     """The ink of one character: its largest piece and the pieces within 0.3 of the character's size (as found so
     far) of it, or of a piece so added (a faint or broken character's fragments); marks farther away (a printed label
@@ -562,22 +627,7 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
-    boxes = ndi.find_objects(labels)
-    b = _corners(boxes)
-    largest = int(np.argmax(np.bincount(labels.ravel())[1:]))
-    printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
-    printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
-    # A short straight piece that is a stroke of the pen's width (a skipping pen's fragment of a 2's base or a 3's
-    # bar), not a block or a thin printed line, is writing.
-    side = (b[:, 2:] - b[:, :2]).max(1)
-    short = np.flatnonzero(printed & (side <= 0.5 * side[largest]))
-    pen = _width(labels[boxes[largest]] == largest + 1) if len(short) else 0.0  # (only when needed: a hot path)
-    for i in short:
-        width = _width(labels[boxes[i]] == i + 1)
-        printed[i] = not (side[i] >= 2 * width and 0.6 * pen <= width <= 1.6 * pen)
-    # gap[i, j]: how far apart the boxes of pieces i and j lie (<= 0 where they overlap)
-    gap = np.max([b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2],
-                  b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3]], axis=0)
+    b, largest, printed, gap = _pieces(labels)
     linked = ~(printed[:, None] & printed[None, :])  # two printed marks do not bring each other in
     group = np.arange(n) == largest
     while True:  # pieces within reach of the group, until none is added
@@ -640,7 +690,7 @@ def render(mask: np.ndarray, framing: str = "mnist", ink: np.ndarray | None = No
     crop = _crop(mask)
     fine = _fit(crop, FINE) > 0.5
     if not fine.any():
-        fine = _resize(crop, fine.shape, Image.NEAREST) > 0.5
+        fine = _resize(crop, fine.shape, Image.BOX) > 0  # every pixel that holds any of the ink
     lo, hi = STROKE_RANGE  # relative to the character's size, so the same for both framings
     for _ in range(3):  # the estimate is rough for very thin strokes: measure again after each change
         width = stroke_width(fine)
@@ -885,6 +935,7 @@ def preprocess_multi(image, framing: str = "mnist", sure=None) -> list[tuple[tup
     """
     gray, factor = read_gray(image)
     ink, scale, mask, (left, top) = find_ink(gray)
+    mask = _main_row(mask)
     judge = sure and (lambda masks: sure([render(m, framing, ink, scale) for m in masks]))
     out = []
     for (x0, y0, x1, y1), m in segment(mask, judge):

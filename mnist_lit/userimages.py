@@ -20,11 +20,12 @@ def _fit(a: np.ndarray, shape, resample=Image.BICUBIC) -> np.ndarray:
 
 
 def pen(x28: np.ndarray, height: int, width: str = "normal") -> np.ndarray:
-    """A digit as pen ink (coverage in [0, 1], sharp anti-aliased edges) on a (height x height) canvas.
+    """A digit (or a row of them, 28 px high) as pen ink (coverage in [0, 1], sharp anti-aliased edges), `height`
+    pixels high, its aspect ratio kept.
 
     width: "normal" traces the digit's own strokes, "thin" a fine pen (about 1.5% of the height), "thick" a marker.
     """
-    up = _fit(x28.astype(np.float32) / 255, (height, height))
+    up = _fit(x28.astype(np.float32) / 255, (height, round(height * x28.shape[1] / x28.shape[0])))
     if width == "normal":
         # MNIST's edges rise from 0 to 1 over about two of its pixels: 2 * height / 28 pixels here. Steepened so
         # that they rise over about one pixel, like a pen's edge.
@@ -67,9 +68,19 @@ def _crop(ink: np.ndarray, margin: int = 0) -> np.ndarray:
     return np.pad(ink[y0:y1, x0:x1], margin)
 
 
+def _size(ink: np.ndarray) -> int:
+    """A character's size, its longest side; a row's (wider than an MNIST image), its height."""
+    return ink.shape[0] if ink.shape[1] > 28 else max(ink.shape)
+
+
 def _place(ink: np.ndarray, shape, rng) -> np.ndarray:
     """The ink (and any channels after its rows and columns) at a random position on a canvas of shape (h, w)."""
     h, w = ink.shape[:2]
+    if h > shape[0] or w > shape[1]:  # a row of characters wider than the screen: written smaller to fit
+        f = min(shape[0] / h, shape[1] / w)
+        h, w = int(h * f), int(w * f)
+        small = [_fit(c, (h, w)) for c in np.moveaxis(ink.reshape(*ink.shape[:2], -1), 2, 0)]
+        ink = np.clip(np.stack(small, 2).reshape(h, w, *ink.shape[2:]), 0, 1)
     out = np.zeros((*shape, *ink.shape[2:]), np.float32)
     top, left = int(rng.integers(0, shape[0] - h + 1)), int(rng.integers(0, shape[1] - w + 1))
     out[top:top + h, left:left + w] = ink
@@ -147,7 +158,7 @@ def tight(x, rng):
     if rng.random() < 0.5:
         ink = pen(x, 28 * f)
     else:
-        ink = np.clip(_fit(x.astype(np.float32) / 255, (28 * f,) * 2,
+        ink = np.clip(_fit(x.astype(np.float32) / 255, (28 * f, x.shape[1] * f),
                            [Image.BILINEAR, Image.BICUBIC, Image.NEAREST][int(rng.integers(3))]), 0, 1)
     ink = _crop(ink, int(rng.integers(0, 3)))
     return _encode(_noise(_paint(ink, WHITE, BLACK), rng, 0.02))
@@ -156,7 +167,7 @@ def tight(x, rng):
 def _small(n):
     def kind(x, rng):
         ink = _crop(x.astype(np.float32) / 255)  # the digit's own box, as a scanner at low resolution sees it
-        f = n / max(ink.shape)
+        f = n / _size(ink)
         ink = np.clip(_fit(ink, (max(1, round(ink.shape[0] * f)), max(1, round(ink.shape[1] * f))), Image.BOX), 0, 1)
         ink = np.pad(ink, int(rng.integers(0, 2)))
         gray = 1 - 0.9 * ink
@@ -494,7 +505,7 @@ european.labels = (1, 7)
 def pixelated(x, rng):
     """A small 14-20 px image enlarged 3-8x without smoothing (a zoomed screenshot), saved as PNG."""
     ink = _crop(x.astype(np.float32) / 255, 1)
-    f = int(rng.integers(14, 21)) / max(ink.shape)  # the longest side 14-20 px, the aspect ratio kept
+    f = int(rng.integers(14, 21)) / _size(ink)  # the longest side 14-20 px, the aspect ratio kept
     small = _fit(ink, (max(1, round(ink.shape[0] * f)), max(1, round(ink.shape[1] * f))), Image.BOX)
     big = np.kron(np.clip(small, 0, 1), np.ones((int(rng.integers(3, 9)),) * 2))
     return _encode(np.repeat(1 - big[..., None], 3, 2))
@@ -847,8 +858,25 @@ HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, hei
 ALL_KINDS = {**KINDS, **HELD_OUT}
 
 
+def row(digits: np.ndarray, rng, min_gap: int = 2) -> np.ndarray:
+    """MNIST digits side by side, each cut to its inked columns, min_gap..6 px apart (negative: overlapping): one
+    28-px-high white-on-black image that every kind but european draws as it draws one digit."""
+    crops = []
+    for d in digits:
+        cols = np.flatnonzero(d.any(0))
+        crops.append(d[:, cols[0]:cols[-1] + 1])
+    gaps = rng.integers(min_gap, 7, len(crops) - 1)
+    out = np.zeros((28, sum(c.shape[1] for c in crops) + int(gaps.sum()) + 8), np.uint8)
+    x = 4
+    for c, gap in zip(crops, [*gaps, 0]):
+        np.maximum(out[:, x:x + c.shape[1]], c, out=out[:, x:x + c.shape[1]])
+        x += c.shape[1] + int(gap)
+    return out
+
+
 def render(kind: str, x: np.ndarray, label: int, seed: int) -> bytes:
-    """One digit as one file of the given kind; the same (kind, digit, seed) gives the same bytes."""
+    """One digit (or a `row` of them, label None) as one file of the given kind; the same (kind, digit, seed) gives
+    the same bytes."""
     f = ALL_KINDS[kind]
     rng = np.random.default_rng([seed, sum(map(ord, kind))])
     return f(x, rng, label) if kind == "european" else f(x, rng)

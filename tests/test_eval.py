@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_lit.eval import eval_users, main
+from mnist_lit.eval import eval_rows, eval_users, main
 from mnist_lit.predict import Reader
 from mnist_lit.userimages import ALL_KINDS
 from tests.conftest import SHARED_DATA, needs_real_mnist
@@ -73,6 +73,8 @@ def test_a_csv_of_path_and_label(tiny_checkpoint, tmp_path, capsys):
     (["{imgs}/odd"], "does not begin with a class name"),
     (["--users", "{imgs}"], "either --users or folders"),
     (["--users", "--kinds", "nope"], "unknown kind nope"),
+    (["--rows"], "give it with --users"),
+    (["--users", "--rows", "--kinds", "lined,european"], "european draws single ones and sevens"),
     (["data=nope"], "data=nope"),
 ])
 def test_bad_input_is_one_line(args, words, tiny_checkpoint, tmp_path, capsys):
@@ -112,6 +114,21 @@ def test_users_benchmark_reports_each_kind_beside_the_raw_tensors(tiny_checkpoin
     assert {k: v["accuracy"] for k, v in again.items()} == {k: v["accuracy"] for k, v in sets.items()}
 
 
+def test_rows_of_users_images_are_read_as_predict_multi_reads_them(tiny_checkpoint, tiny_root, tmp_path, capsys):
+    rc, out, err = run(["--ckpt", tiny_checkpoint, "--users", "--rows", "--kinds", "lined,app_window", "--per-kind",
+                        3, "--split", "val", f"data.root={tiny_root}", "data.val_size=100", "--out", tmp_path / "ev",
+                        "--save", tmp_path / "imgs"], capsys)
+    assert rc == 0, err
+    sets = json.loads((tmp_path / "ev" / "eval.json").read_text())["sets"]
+    assert list(sets) == ["lined", "app_window"] and all(s["rows"] == 3 for s in sets.values())
+    for s in sets.values():  # rows read exactly; the characters of rows read with the right count
+        assert 0 <= s["accuracy"] <= 1 - s["refused"] - s["miscounted"] + 1e-9 and 0 <= s["characters"] <= 1
+        assert s["n"] == 4 * round(3 * (1 - s["refused"] - s["miscounted"]))
+    names = sorted(p.stem for p in (tmp_path / "imgs" / "lined").iterdir())
+    assert len(names) == 3 and all(len(n.split("_")[0]) == 4 for n in names)  # each named for its four digits
+    assert "| lined | 3 |" in out and "read exactly" in out
+
+
 # The users' benchmark's bars, with the reader shipped with the package, on the first 50 test digits of each kind
 # (50 ones and sevens for european), the held-out kinds too. The README's tables have the full figures (500 a kind).
 PER_KIND = 50
@@ -143,3 +160,36 @@ def test_each_kind_of_peoples_image_reads_about_as_well_as_the_raw_digits(kind, 
     assert s["n"] == PER_KIND and s["refused"] == 0, s
     # At most two of the 50 more wrong than on the raw 28x28 tensors of the same digits.
     assert s["accuracy"] >= s["raw_accuracy"] - 2 / PER_KIND - 1e-9, s
+
+
+# The same kinds drawn as rows of four test digits (all but european), read as `predict --multi` reads them: the first
+# 20 rows of each, with the shipped reader. The README has the full figures (200 rows a kind).
+PER_KIND_ROWS = 20
+
+
+@pytest.fixture(scope="module")
+def rows_benchmark():
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip("real MNIST not found in ../shared/data")
+    kinds = [k for k in ALL_KINDS if k != "european"]
+    return eval_rows(Reader.load(), [f"data.root={SHARED_DATA}"], kinds, PER_KIND_ROWS, "test", None)["sets"]
+
+
+# Under the bar as rows (README, "Rows of people's images"): open work. Strict, as above.
+ROWS_UNDER_THE_BAR = {
+    "small8": "rows 8 px high: digits merge or break apart (81.5% of 200 rows exact)",
+    "margins": "a small row on a large page: digits a few pixels wide break or merge (91.0% of 200 rows exact)",
+    "keystone": "a sheet seen at an angle: a broken digit's fragment read as a character of its own",
+    "skipping_pen": "a pen that skips: its gaps cut digits into fragments read as characters",
+    "card_on_table": "17.5% of 200 rows read as more or fewer characters (kept aside: not inspected)",
+    "comb_box": "40.5% of 200 rows read as more or fewer characters (kept aside: not inspected)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=ROWS_UNDER_THE_BAR[k]))
+                                  if k in ROWS_UNDER_THE_BAR else k for k in ALL_KINDS if k != "european"])
+def test_each_kind_of_peoples_image_reads_as_rows_about_as_well_as_plain_rows(kind, rows_benchmark):
+    s = rows_benchmark[kind]
+    # At most three of the 20 rows misread (rows on plain paper: 97.4% exact, tests/user_images.py).
+    assert s["rows"] == PER_KIND_ROWS and s["accuracy"] >= 1 - 3 / PER_KIND_ROWS - 1e-9, s

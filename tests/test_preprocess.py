@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError,
                                   _inside_ring, _main_group, _sheet, find_ink, ink_map, ink_mask, load_gray, preprocess,
-                                  preprocess_multi, read_gray, segment, stroke_width)
+                                  preprocess_multi, read_gray, render, segment, stroke_width)
 from tests.conftest import SEVEN, TWO, draw, encoded, row
 
 def gray(im) -> np.ndarray:
@@ -156,8 +156,6 @@ def test_marks_far_from_a_single_character_are_left_out():
     _, scale, mask, _ = find_ink(load_gray(near), one=True)
     one = _main_group(mask)
     assert scale == 1 and one[250:].any() and not one[:115].any()  # the icons beside it, not the sidebar beyond
-    two_rows = preprocess_multi(row([[TWO], [SEVEN]], gap=400))  # a row read as a row keeps its far characters
-    assert len(two_rows) == 2
 
 
 @pytest.mark.parametrize("gaps, pieces", [((0.2, 0.45, 0.7), 3), ((0.3, 0.6, 0.8, 0.9), 5)])
@@ -482,6 +480,47 @@ def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "open", denied)
     with pytest.raises(ReadError, match="digit.png: permission denied"):
         preprocess(path)
+
+
+def on_page(im: Image.Image, size, at) -> Image.Image:
+    page = Image.new("L", size, 255)
+    page.paste(im, at)
+    return page
+
+
+def lefts(image) -> list[int]:
+    return [box[0] for box, _ in preprocess_multi(image)]
+
+
+def test_a_row_is_read_without_the_marks_around_it():
+    three = row([[SEVEN], [TWO], [SEVEN]])  # 540 x 260: characters 180 px high at x = 30, 190, 350
+    app = on_page(three, (900, 700), (100, 300))
+    d = ImageDraw.Draw(app)
+    for x in range(20, 600, 60):
+        d.rectangle([x, 10, x + 30, 40], fill=0)  # a drawing app's toolbar
+    for y in range(100, 650, 60):  # a notes app's sidebar of icons, as near the row as its own gaps are wide
+        d.rectangle([20, y, 60, y + 40], outline=0, width=4)
+    assert lefts(app) == lefts(on_page(three, (900, 700), (100, 300)))
+    circled = on_page(three, (700, 700), (80, 220))
+    ImageDraw.Draw(circled).ellipse([40, 40, 660, 660], outline=0, width=10)  # a round ring, room above and below
+    assert len(lefts(circled)) == 3
+    form = on_page(three, (900, 400), (300, 70))
+    d = ImageDraw.Draw(form)
+    d.rectangle([300, 60, 850, 340], outline=190, width=2)  # a faint form box round the row, its label beside it
+    d.text((120, 180), "Qty", fill=0, font=ImageFont.load_default(size=40))
+    assert len(lefts(form)) == 3 and min(lefts(form)) > 300
+    boxes = three.copy()
+    for k in range(3):  # each character in a box of its own: all are read
+        ImageDraw.Draw(boxes).rectangle([20 + 160 * k, 30, 160 + 160 * k, 230], outline=0, width=3)
+    assert len(lefts(boxes)) == 3
+    assert len(lefts(row([[TWO], [SEVEN]], gap=400))) == 2  # writing as tall as the row, on its line: however far
+
+
+def test_a_mask_of_scattered_pixels_is_drawn_not_refused_with_a_nan():
+    m = np.zeros((400, 400), bool)
+    m[0, 0] = m[399, 399] = m[0, 399] = True  # (a candidate character that holds only a few stray pixels)
+    out = render(m)
+    assert out.shape == (SIZE, SIZE) and np.isfinite(out).all() and out.max() > 0
 
 
 def test_a_texture_of_many_pieces_is_refused_at_once_in_a_row():

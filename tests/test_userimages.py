@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, pen, render
+from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, pen, render, row
 
 
 def seven() -> np.ndarray:
@@ -42,6 +42,26 @@ def test_small_scans_are_their_size_and_tight_crops_have_almost_no_margin():
     dark = g < 128
     rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
     assert rows[0] <= 3 and cols[0] <= 3 and g.shape[0] - rows[-1] <= 4 and g.shape[1] - cols[-1] <= 4
+
+
+def test_a_row_is_its_digits_side_by_side_and_every_kind_but_european_draws_it():
+    x = seven()
+    r = row(np.stack([x, x, x]), np.random.default_rng(0))
+    cols = np.flatnonzero(x.any(0))
+    inked = cols[-1] - cols[0] + 1
+    assert r.shape[0] == 28 and r.dtype == np.uint8 and r.sum() == 3 * x.sum()  # each digit whole, none overlapping
+    assert 3 * inked + 2 * 2 + 8 <= r.shape[1] <= 3 * inked + 2 * 6 + 8  # gaps of 2-6 px, margins of 4
+    assert pen(r, 100).shape == (100, round(100 * r.shape[1] / 28))  # drawn at the row's aspect ratio
+    for kind in ALL_KINDS:
+        if kind == "european":  # draws a 1's flag or a 7's bar onto one digit
+            continue
+        data = render(kind, r, None, seed=1)
+        assert data == render(kind, r, None, seed=1), kind
+        im = Image.open(io.BytesIO(data))
+        g = np.asarray(im, np.float32) / 257 if im.mode.startswith("I") else np.asarray(im.convert("LA"), np.float32)
+        assert np.ptp(g) > 60, kind  # (RGBA: the alpha channel's strokes)
+    # On a screen of fixed size, a row too wide for it is written smaller, not cut.
+    assert Image.open(io.BytesIO(render("phone_screenshot", np.tile(r, 3), None, seed=1))).size == (540, 1170)
 
 
 def test_pen_widths_differ_as_named():
