@@ -237,11 +237,10 @@ def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split
         chars = [(c["label"], t, c["image"]) for r, text in counted for c, t in zip(r["chars"], text)]
         s = sets[kind] = tally([t for _, t, _ in chars], [p for p, _, _ in chars], reader.classes)
         misread += [c for c in chars if c[0] != c[1]]
-        s.update(characters=s["accuracy"], rows=per_kind, accuracy=float(np.mean([r is not None and r["text"] == t
-                                                                 for r, t in zip(texts, truths)])),
-                          refused=float(np.mean([r is None for r in texts])),
-                          miscounted=float(np.mean([r is not None and len(r["chars"]) != len(t)
-                                                    for r, t in zip(texts, truths)])))
+        exact = [r is not None and r["text"] == t for r, t in zip(texts, truths)]
+        miscounted = [r is not None and len(r["chars"]) != len(t) for r, t in zip(texts, truths)]
+        s.update(characters=s["accuracy"], rows=per_kind, accuracy=float(np.mean(exact)),
+                 refused=float(np.mean([r is None for r in texts])), miscounted=float(np.mean(miscounted)))
     return {"source": f"people's images of rows of {ROW} MNIST {split} digits", "sets": sets,
             "misread_images": misread}
 
@@ -301,7 +300,7 @@ def main(argv=None) -> int:
     parser.add_argument("--save", type=Path, metavar="DIR", help="with --users: also write the images to "
                         "DIR/<kind>/<label>_<split><index>.<ext>")
     parser.add_argument("--workers", type=int, default=min(4, multiprocessing.cpu_count()),
-                        help="processes that prepare images")
+                        help="processes that prepare images (--rows reads in this one)")
     parser.add_argument("--out", type=Path, help="folder for eval.json and the PNGs "
                         "(default: a new outputs/eval/<date>/<time>)")
     args = parser.parse_args(argv)

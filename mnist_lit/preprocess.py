@@ -587,8 +587,8 @@ def _pieces(labels: np.ndarray, row: bool = False):
 def _main_row(mask: np.ndarray) -> np.ndarray:
     """The ink of one row of characters: its largest piece and the pieces near a piece so added: within 0.3 of the
     row's height (a broken stroke's fragment), or within the row's height and centred between its top and bottom
-    (the next character). Marks off the row (an app's toolbar, a phone's status bar, a sidebar of icons, a small
-    label far to its left) are left out."""
+    (the next character), or from any distance when also as tall as the row. Marks off the row (an app's toolbar,
+    a phone's status bar, a sidebar of icons, a small label far to its left) are left out."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2 or n > MAX_PIECES:  # (segment refuses a texture of many pieces)
         return mask
