@@ -498,7 +498,7 @@ def test_a_row_is_read_without_the_marks_around_it():
     d = ImageDraw.Draw(app)
     for x in range(20, 600, 60):
         d.rectangle([x, 10, x + 30, 40], fill=0)  # a drawing app's toolbar
-    for y in range(100, 650, 60):  # a notes app's sidebar of icons, as near the row as its own gaps are wide
+    for y in range(100, 650, 60):  # a notes app's sidebar of icons, 70 px from the row (under its height of 180)
         d.rectangle([20, y, 60, y + 40], outline=0, width=4)
     assert lefts(app) == lefts(on_page(three, (900, 700), (100, 300)))
     circled = on_page(three, (700, 700), (80, 220))
