@@ -173,12 +173,18 @@ def eval_images(reader: Reader, args: list, workers: int) -> dict:
     return {"source": " ".join(args), "sets": sets, "refusals": refusals, "misread": wrong, "misread_images": seen}
 
 
-def eval_users(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, workers: int,
-               save: Path | None) -> dict:
-    """Each kind of people's image, drawn from the first per_kind digits of MNIST's split (never training ones)."""
+def _mnist_split(overrides: list, split: str):
+    """dataset_split's images, labels and class names, for MNIST only (the users' kinds draw MNIST digits)."""
     x, y, classes, name = dataset_split(overrides, split)
     if name != "mnist":
         raise EvalError(f"--users draws MNIST digits, not {name}: leave data= at its default")
+    return x, y, classes
+
+
+def eval_users(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, workers: int,
+               save: Path | None) -> dict:
+    """Each kind of people's image, drawn from the first per_kind digits of MNIST's split (never training ones)."""
+    x, y, classes = _mnist_split(overrides, split)
     jobs, owners = [], []
     for kind in kinds:
         wanted = getattr(ALL_KINDS[kind], "labels", None)  # e.g. european: ones and sevens only
@@ -216,9 +222,7 @@ ROW = 4  # digits in each row of --rows
 def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, save: Path | None) -> dict:
     """Each kind drawn as rows of four digits of MNIST's split (2-6 of their pixels apart), read by read_multi:
     the rows read exactly, and a confusion matrix of the characters of rows read with the right count."""
-    x, y, classes, name = dataset_split(overrides, split)
-    if name != "mnist":
-        raise EvalError(f"--users draws MNIST digits, not {name}: leave data= at its default")
+    x, y, classes = _mnist_split(overrides, split)
     per_kind = min(per_kind, len(x) // ROW)
     sets, misread = {}, []
     for kind in kinds:
