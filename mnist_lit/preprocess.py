@@ -32,6 +32,8 @@ WORK_SIDE = (256, 1024)  # images are resampled so their longest side lies in th
 MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 0..1 range)
 SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
+WHOLE = 1.4  # with a model to judge, one up to this wide may still be one (a sheet seen at an angle widens them)
+JOIN, JOIN_GAP = 3, 0.3  # with a model to judge: up to this many candidates this close (times the row height) join
 MIN_CHAR, MAX_CHAR = 0.15, 1.5  # with a model to judge: the narrowest and widest character (times the row's height)
 ROW_ASPECT = 1.3  # ink wider than this times its height, in several tall pieces, is a row (a hint to read it so)
 # The formats decoded (by content, whatever the name), as Pillow and as messages name them: none of Pillow's other
@@ -818,7 +820,7 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
     or when one is a short fragment (a broken stroke) next to another; a piece much wider than the row's
     characters are tall is split where the fewest ink pixels cross its columns (characters that touch), or with
     sure (masks -> how sure a model is of each as one character) where the model is surest of the characters made
-    (_cuts).
+    (_cuts); with sure, neighbours that are fragments of one character are joined where the model is surer so (_join).
     """
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n > MAX_PIECES:  # merging is quadratic in the pieces: refuse a texture, a grid or noise at once
@@ -826,7 +828,6 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
                         f"{MAX_PIECES}): crop it to one row of characters on plain paper")
     groups = [[i + 1] for i in range(n)]
     boxes = [[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in ndi.find_objects(labels)]  # x0 y0 x1 y1
-    height = float(np.percentile([b[3] - b[1] for b in boxes], 75))  # the row's character height
 
     def gap(a, b):
         dx, dy = max(0, a[0] - b[2], b[0] - a[2]), max(0, a[1] - b[3], b[1] - a[3])
@@ -837,14 +838,15 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
         a, b = boxes[i], boxes.pop(j)
         boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
 
-    def next_pair():
+    def shared():
         # The first pair (in order) sharing at least half the columns of the narrower: all pairs at once.
         x0, x1 = (np.array([b[k] for b in boxes], np.float64) for k in (0, 2))
-        shared = np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0)
+        common = np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0)
         narrower = np.maximum(1, np.minimum((x1 - x0)[:, None], x1 - x0))
-        pairs = np.argwhere(np.triu(shared / narrower >= 0.5, 1))
-        if len(pairs):
-            return int(pairs[0][0]), int(pairs[0][1])
+        pairs = np.argwhere(np.triu(common / narrower >= 0.5, 1))
+        return (int(pairs[0][0]), int(pairs[0][1])) if len(pairs) else None
+
+    def fragment():
         # The shortest fragment joins its nearest neighbour, if that is close.
         short = [i for i in range(len(groups)) if boxes[i][3] - boxes[i][1] < 0.6 * height]
         if len(groups) > 1 and short:
@@ -854,7 +856,11 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
                 return min(i, j), max(i, j)
         return None
 
-    while (pair := next_pair()) is not None:
+    while (pair := shared()) is not None:
+        merge(*pair)
+    # The row's character height, of pieces that share columns merged (a skipping pen's fragments are not characters)
+    height = float(np.percentile([b[3] - b[1] for b in boxes], 75))
+    while (pair := shared() or fragment()) is not None:
         merge(*pair)
 
     group_of = np.zeros(n + 1, np.int32)  # each label's group, numbered from 1 (0: paper)
@@ -865,7 +871,43 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
     for i in sorted(range(len(groups)), key=lambda k: boxes[k][0]):
         piece = grouped == i + 1
         chars += _cuts(piece, height, sure) if sure else _split(piece, height)
+    if sure and len(chars) > 1:
+        chars = _join(chars, height, sure)
     return [(_bbox(m), m) for m in chars]
+
+
+def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:
+    """Joins neighbouring candidates into one character where a model is surer of it so (a skipping pen's fragments,
+    a stroke broken off a 5 or a 9): of the ways to group consecutive candidates, the one whose characters'
+    probabilities have the largest product. Offered: up to JOIN candidates, each close to the next, no wider than a
+    character together, and all but the tallest short beside them (two whole characters are never offered)."""
+    boxes = [_bbox(m) for m in chars]
+    n = len(chars)
+
+    def close(k):  # candidates k and k + 1 lie within a fragment's reach of each other (their nearest ink)
+        x0, y0 = min(boxes[k][0], boxes[k + 1][0]), min(boxes[k][1], boxes[k + 1][1])
+        x1, y1 = max(boxes[k][2], boxes[k + 1][2]), max(boxes[k][3], boxes[k + 1][3])
+        a, b = chars[k][y0:y1, x0:x1], chars[k + 1][y0:y1, x0:x1]
+        return ndi.distance_transform_edt(~a)[b].min() <= JOIN_GAP * height
+
+    def fragments(k, l):  # all but the tallest of candidates k..l-1 are short beside them joined, and it is narrow
+        x0, y0, x1, y1 = (f(b[i] for b in boxes[k:l]) for f, i in ((min, 0), (min, 1), (max, 2), (max, 3)))
+        tall = sorted(b[3] - b[1] for b in boxes[k:l])
+        return x1 - x0 <= 1.3 * height and tall[-2] < 0.75 * (y1 - y0)
+
+    near = [close(k) for k in range(n - 1)]
+    runs = [(k, l) for k in range(n) for l in range(k + 2, min(n, k + JOIN) + 1)
+            if all(near[k:l - 1]) and fragments(k, l)]
+    if not runs:
+        return chars
+    joined = {r: np.logical_or.reduce(chars[r[0]:r[1]]) for r in runs}
+    logp = dict(zip([(k, k + 1) for k in range(n)] + runs,
+                    np.log(np.maximum(sure(chars + list(joined.values())), 1e-9))))
+    best = {0: (0.0, [])}
+    for l in range(1, n + 1):
+        best[l] = max((best[k][0] + logp[k, l], best[k][1] + [(k, l)]) for k in range(max(0, l - JOIN), l)
+                      if (k, l) in logp)
+    return [chars[k] if l == k + 1 else joined[k, l] for k, l in best[n][1]]
 
 
 def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
@@ -894,9 +936,9 @@ def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
 
 
 def _cuts(m: np.ndarray, height: float, sure) -> list[np.ndarray]:
-    """Cuts a piece of ink too wide for one character into the characters a model is surest of: of the ways to cut
-    it at columns an eighth of the row's height apart, the one whose characters' probabilities have the largest
-    product (dynamic programming over the columns)."""
+    """Cuts a piece of ink too wide for one character into the characters a model is surest of (up to WHOLE rows wide,
+    the piece itself among them): of the ways to cut it at columns an eighth of the row's height apart, the one whose
+    characters' probabilities have the largest product (dynamic programming over the columns)."""
     cols = np.flatnonzero(m.any(0))
     x0, x1 = cols[0], cols[-1] + 1
     if x1 - x0 < SPLIT_ASPECT * height:
@@ -908,8 +950,9 @@ def _cuts(m: np.ndarray, height: float, sure) -> list[np.ndarray]:
     def part(i, j):
         return m & (columns >= at[i]) & (columns < at[j])
 
-    # Every character the cutting may make: one of several (not the whole piece), of a character's width, with ink.
-    spans = [(i, j) for j in range(1, len(at)) for i in range(j) if (i, j) != (0, len(at) - 1)
+    # Every character the cutting may make: of a character's width, with ink; the whole piece only up to WHOLE.
+    whole = (0, len(at) - 1) if x1 - x0 > WHOLE * height else None
+    spans = [(i, j) for j in range(1, len(at)) for i in range(j) if (i, j) != whole
              and MIN_CHAR * height <= at[j] - at[i] <= MAX_CHAR * height and inked[at[j]] > inked[at[i]]]
     if not spans:
         return _split(m, height)

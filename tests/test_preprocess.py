@@ -401,6 +401,24 @@ def test_with_a_model_to_judge_touching_characters_are_cut_where_it_is_surest_of
     assert len(judged) == 3 and all(abs(a - t0) < 8 and abs(b - t1) < 8 for (a, b), (t0, t1) in zip(judged, truth))
     assert [(box[0], box[2]) for box, _ in segment(mask)] != judged  # without it: near equal thirds
     assert len(segment(mask[:, :120], sure)) == 1  # as narrow as one character: not cut, whatever the model says
+    # 1.3 rows wide (a character widened by a sheet seen at an angle): whole, when the model is surest of it so
+    assert len(segment(mask[:, :140], lambda masks: np.array([0.99 if m[:, 10:140].all() else 0.5 for m in masks]))) == 1
+    assert len(segment(mask, lambda masks: np.array([0.99 if m[:, 10:270].all() else 0.5 for m in masks]))) > 1
+
+
+def test_with_a_model_to_judge_a_character_broken_into_pieces_is_joined_but_whole_characters_never_are():
+    mask = np.zeros((120, 330), bool)
+    mask[10:75, 10:40] = True  # a 9's loop, broken off its stem by a skipping pen: 0.65 of the row high
+    mask[10:110, 46:56] = True  # its stem, 6 px away
+    mask[10:110, 120:180] = True  # a whole character
+    mask[10:110, 220:232] = mask[10:110, 238:250] = True  # two whole characters 6 px apart (1 1)
+
+    def sure(masks):  # as a model would be: surest of the whole 9, and (wrongly) of the two 1s as one character
+        spans = [(int(np.flatnonzero(m.any(0))[0]), int(np.flatnonzero(m.any(0))[-1]) + 1) for m in masks]
+        return np.array([{(10, 56): 0.95, (220, 250): 0.99}.get(s, 0.9 if s != (220, 232) else 0.6) for s in spans])
+
+    assert [(box[0], box[2]) for box, _ in segment(mask, sure)] == [(10, 56), (120, 180), (220, 232), (238, 250)]
+    assert len(segment(mask)) == 5  # without a model the loop is too tall to be taken for a fragment
 
 
 def test_a_huge_image_is_reduced_while_decoding_and_read_as_the_small_one(tmp_path):
