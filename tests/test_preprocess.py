@@ -158,6 +158,17 @@ def test_marks_far_from_a_single_character_are_left_out():
     assert scale == 1 and one[250:].any() and not one[:115].any()  # the icons beside it, not the sidebar beyond
 
 
+def test_a_sidebar_of_icons_alike_is_never_the_character_but_a_row_of_typed_ones_is_read():
+    base = preprocess(draw([TWO], width=6))
+    notes = draw([TWO], size=(700, 500), box=(450, 250, 100, 180), width=6)  # a fine pen: less ink than an icon
+    for y in range(20, 480, 115):  # a notes app's sidebar of icons, each with more ink than the 2, as near
+        ImageDraw.Draw(notes).rectangle([20, y, 130, y + 110], outline=0, width=7)
+    assert close(preprocess(notes), base)
+    typed = Image.new("L", (400, 160), 255)  # three printed marks alike in a row are characters: "111" typed
+    ImageDraw.Draw(typed).text((40, 20), "111", fill=0, font=ImageFont.load_default(size=110))
+    assert len(preprocess_multi(typed)) == 3
+
+
 @pytest.mark.parametrize("gaps, pieces", [((0.2, 0.45, 0.7), 3), ((0.3, 0.6, 0.8, 0.9), 5)])
 def test_a_character_drawn_by_a_pen_that_skips_is_read_whole(gaps, pieces):
     # Gaps 28 px wide (a sixth of the 2's height) leave pieces farther apart than 0.3 of the largest piece's size:
