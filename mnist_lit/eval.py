@@ -219,24 +219,48 @@ def _save_file(folder: Path, stem: str, data: bytes):
 ROW = 4  # digits in each row of --rows
 
 
-def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, save: Path | None) -> dict:
+_worker_reader = None
+
+
+def _load_reader(model: Path):
+    global _worker_reader
+    _worker_reader = Reader.load(model)
+    if "torch" in sys.modules:  # one thread a process: the processes share the cores
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _read_row(job, reader=None):
+    """(kind, digits, k, keep) -> (the drawn file if keep, read_multi's result or None when refused), in a worker
+    process or not."""
+    kind, digits, k, keep = job
+    data = render(kind, row(digits, np.random.default_rng([k, ROW])), None, k)
+    try:
+        return keep and data, (reader or _worker_reader).read_multi(data, topk=1)
+    except ReadError:
+        return keep and data, None
+
+
+def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, save: Path | None,
+              workers: int = 1, model: Path = DEFAULT_MODEL) -> dict:
     """Each kind drawn as rows of four digits of MNIST's split (2-6 of their pixels apart), read by read_multi:
-    the rows read exactly, and a confusion matrix of the characters of rows read with the right count."""
+    the rows read exactly, and a confusion matrix of the characters of rows read with the right count. With workers
+    > 1, that many processes read the rows, each with its own copy of the model."""
     x, y, classes = _mnist_split(overrides, split)
     per_kind = min(per_kind, len(x) // ROW)
+    rows = range(per_kind)  # row k: digits 4k..4k+3, the same in every kind
+    jobs = [(kind, x[ROW * k:ROW * k + ROW], k, bool(save)) for kind in kinds for k in rows]
+    if workers <= 1 or len(jobs) < 64:
+        done = [_read_row(j, reader) for j in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers, _load_reader, (model,)) as pool:
+            done = pool.map(_read_row, jobs, chunksize=8)
+    truths = ["".join(classes[int(c)] for c in y[ROW * k:ROW * k + ROW]) for k in rows]
     sets, misread = {}, []
-    for kind in kinds:
-        texts, truths = [], []
-        for k in range(per_kind):  # row k: digits 4k..4k+3, the same in every kind
-            idx = list(range(ROW * k, ROW * k + ROW))
-            truths.append("".join(classes[int(y[i])] for i in idx))
-            data = render(kind, row(x[idx], np.random.default_rng([k, ROW])), None, k)
-            if save:
-                _save_file(save / kind, f"{truths[-1]}_{split}{k:05d}", data)
-            try:
-                texts.append(reader.read_multi(data, topk=1))
-            except ReadError:
-                texts.append(None)
+    for n, kind in enumerate(kinds):
+        texts = [text for _, text in done[n * per_kind:(n + 1) * per_kind]]
+        if save:
+            for k, (data, _) in zip(rows, done[n * per_kind:(n + 1) * per_kind]):
+                _save_file(save / kind, f"{truths[k]}_{split}{k:05d}", data)
         counted = [(r, t) for r, t in zip(texts, truths) if r and len(r["chars"]) == len(t)]
         chars = [(c["label"], t, c["image"]) for r, text in counted for c, t in zip(r["chars"], text)]
         s = sets[kind] = tally([t for _, t, _ in chars], [p for p, _, _ in chars], reader.classes)
@@ -304,7 +328,7 @@ def main(argv=None) -> int:
     parser.add_argument("--save", type=Path, metavar="DIR", help="with --users: also write the images to "
                         "DIR/<kind>/<label>_<split><index>.<ext>")
     parser.add_argument("--workers", type=int, default=min(4, multiprocessing.cpu_count()),
-                        help="processes that prepare images (--rows reads in this one)")
+                        help="processes that prepare images (with --rows: that read the rows)")
     parser.add_argument("--out", type=Path, help="folder for eval.json and the PNGs "
                         "(default: a new outputs/eval/<date>/<time>)")
     args = parser.parse_args(argv)
@@ -331,7 +355,8 @@ def main(argv=None) -> int:
         reader = Reader.load(args.model)
         start = time.perf_counter()
         if args.rows:
-            result = eval_rows(reader, overrides, names, args.per_kind, args.split, args.save)
+            result = eval_rows(reader, overrides, names, args.per_kind, args.split, args.save, args.workers,
+                               args.model)
         elif args.users:
             result = eval_users(reader, overrides, names, args.per_kind, args.split, args.workers, args.save)
         elif paths:

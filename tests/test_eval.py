@@ -129,6 +129,15 @@ def test_rows_of_users_images_are_read_as_predict_multi_reads_them(tiny_checkpoi
     assert "| lined | 3 |" in out and "read exactly" in out
 
 
+@pytest.mark.slow
+def test_rows_read_by_worker_processes_give_the_same_figures():
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip("real MNIST not found in ../shared/data")
+    args = ([f"data.root={SHARED_DATA}"], ["lined", "blur", "app_window"], 25, "val", None)  # 75 rows: workers start
+    alone = eval_rows(Reader.load(), *args)["sets"]
+    assert eval_rows(Reader.load(), *args, workers=2)["sets"] == alone
+
+
 # The users' benchmark's bars, with the reader shipped with the package, on the first 50 test digits of each kind
 # (50 ones and sevens for european), the held-out kinds too. The README's tables have the full figures (500 a kind).
 PER_KIND = 50
@@ -172,7 +181,7 @@ def rows_benchmark():
     if not (SHARED_DATA / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found in ../shared/data")
     kinds = [k for k in ALL_KINDS if k != "european"]
-    return eval_rows(Reader.load(), [f"data.root={SHARED_DATA}"], kinds, PER_KIND_ROWS, "test", None)["sets"]
+    return eval_rows(Reader.load(), [f"data.root={SHARED_DATA}"], kinds, PER_KIND_ROWS, "test", None, workers=2)["sets"]
 
 
 # Under the bar as rows (README, "Rows of people's images"): open work. Strict, as above.
