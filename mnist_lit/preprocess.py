@@ -33,7 +33,9 @@ MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (of the full 
 SMALL = 12  # characters whose longest side is under this many pixels in the input are drawn from their gray ink
 SPLIT_ASPECT = 1.15  # a piece of ink wider than this times the row's height holds several characters
 WHOLE = 1.4  # with a model to judge, one up to this wide may still be one (a sheet seen at an angle widens them)
-JOIN, JOIN_GAP = 3, 0.3  # with a model to judge: up to this many candidates this close (times the row height) join
+# With a model to judge, up to JOIN candidates join into one character: each within JOIN_GAP of the next, together
+# up to JOIN_WIDTH wide (times the row's height)
+JOIN, JOIN_GAP, JOIN_WIDTH = 3, 0.3, 1.3
 MIN_CHAR, MAX_CHAR = 0.15, 1.5  # with a model to judge: the narrowest and widest character (times the row's height)
 ROW_ASPECT = 1.3  # ink wider than this times its height, in several tall pieces, is a row (a hint to read it so)
 # The formats decoded (by content, whatever the name), as Pillow and as messages name them: none of Pillow's other
@@ -898,7 +900,7 @@ def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:
     def fragments(k, l):  # all but the tallest of candidates k..l-1 are short beside them joined, and it is narrow
         x0, y0, x1, y1 = (f(b[i] for b in boxes[k:l]) for f, i in ((min, 0), (min, 1), (max, 2), (max, 3)))
         tall = sorted(b[3] - b[1] for b in boxes[k:l])
-        return x1 - x0 <= 1.3 * height and tall[-2] < 0.75 * (y1 - y0)
+        return x1 - x0 <= JOIN_WIDTH * height and tall[-2] < 0.75 * (y1 - y0)
 
     near = [close(k) for k in range(n - 1)]
     runs = [(k, l) for k in range(n) for l in range(k + 2, min(n, k + JOIN) + 1)
