@@ -241,15 +241,15 @@ def _read_row(job, reader=None):
 
 
 def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split: str, save: Path | None,
-              workers: int = 1, model: Path = DEFAULT_MODEL) -> dict:
+              workers: int = 1, model: Path | None = None) -> dict:
     """Each kind drawn as rows of four digits of MNIST's split (2-6 of their pixels apart), read by read_multi:
     the rows read exactly, and a confusion matrix of the characters of rows read with the right count. With workers
-    > 1, that many processes read the rows, each with its own copy of the model."""
+    > 1 and the reader's model file, that many processes read the rows, each loading its own copy of it."""
     x, y, classes = _mnist_split(overrides, split)
     per_kind = min(per_kind, len(x) // ROW)
     rows = range(per_kind)  # row k: digits 4k..4k+3, the same in every kind
     jobs = [(kind, x[ROW * k:ROW * k + ROW], k, bool(save)) for kind in kinds for k in rows]
-    if workers <= 1 or len(jobs) < 64:
+    if workers <= 1 or model is None or len(jobs) < 64:
         done = [_read_row(j, reader) for j in jobs]
     else:
         with multiprocessing.get_context("spawn").Pool(workers, _load_reader, (model,)) as pool:

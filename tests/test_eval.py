@@ -1,12 +1,13 @@
 """python -m mnist_lit.eval: a dataset's test split, folders and CSVs of labelled images, the users' benchmark."""
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnist_lit.eval import eval_rows, eval_users, main
-from mnist_lit.predict import Reader
+from mnist_lit.predict import DEFAULT_MODEL, Reader
 from mnist_lit.userimages import ALL_KINDS
 from tests.conftest import SHARED_DATA, needs_real_mnist
 from tests.conftest import SEVEN, TWO, draw
@@ -130,12 +131,15 @@ def test_rows_of_users_images_are_read_as_predict_multi_reads_them(tiny_checkpoi
 
 
 @pytest.mark.slow
-def test_rows_read_by_worker_processes_give_the_same_figures():
+def test_rows_read_by_worker_processes_give_the_same_figures(monkeypatch):
     if not (SHARED_DATA / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found in ../shared/data")
     args = ([f"data.root={SHARED_DATA}"], ["lined", "blur", "app_window"], 25, "val", None)  # 75 rows: workers start
     alone = eval_rows(Reader.load(), *args)["sets"]
-    assert eval_rows(Reader.load(), *args, workers=2)["sets"] == alone
+    started, get_context = [], multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: started.append(method) or get_context(method))
+    assert eval_rows(Reader.load(), *args, workers=2, model=DEFAULT_MODEL)["sets"] == alone
+    assert started == ["spawn"]
 
 
 # The users' benchmark's bars, with the reader shipped with the package, on the first 50 test digits of each kind
@@ -180,7 +184,8 @@ def rows_benchmark():
     if not (SHARED_DATA / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found in ../shared/data")
     kinds = [k for k in ALL_KINDS if k != "european"]
-    return eval_rows(Reader.load(), [f"data.root={SHARED_DATA}"], kinds, PER_KIND_ROWS, "test", None, workers=2)["sets"]
+    return eval_rows(Reader.load(), [f"data.root={SHARED_DATA}"], kinds, PER_KIND_ROWS, "test", None, workers=2,
+                     model=DEFAULT_MODEL)["sets"]
 
 
 # Under the bar as rows (README, "Rows of people's images"): open work. Strict, as above.
