@@ -445,10 +445,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     boxes = ndi.find_objects(labels)
     b = _corners(boxes)
     keep = areas >= 0.02 * areas.max()  # specks: tiny next to the largest piece of ink
-    # same[i]: how many other pieces have piece i's size and ink (an app's sidebar of icons, a form's checkboxes)
     size = b[:, 2:] - b[:, :2]
-    same = ((np.abs(size[:, None] - size[None]) <= np.maximum(2, 0.1 * size[:, None])).all(2) &
-            (np.abs(areas[:, None] - areas[None]) <= 0.15 * areas[:, None])).sum(1) - 1
     frames, holds = np.zeros(n, bool), np.zeros(n, bool)  # printed frames; those round the writing
     touched = False
     for i, (rows, cols) in enumerate(boxes):
@@ -482,8 +479,11 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
             # edge.
             spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40 or \
                 _bar(rows, cols, h, w)
-            # Three or more printed marks alike are not one character's ink (a row of them may be: typed 1s).
-            frames[i] = holds[i] or spans or one and same[i] >= 2
+            # Three or more printed marks alike (size within 10% or 2 px, ink within 15%) are not one character's ink
+            # (an app's sidebar of icons, a form's checkboxes); a row of them may be (typed 1s).
+            alike = one and ((np.abs(size - size[i]) <= np.maximum(2, 0.1 * size[i])).all(1) &
+                             (np.abs(areas - areas[i]) <= 0.15 * areas[i])).sum() > 2
+            frames[i] = holds[i] or spans or alike
     if touched:  # the pieces have changed: judge them again
         return clean(mask, one)
     writing = keep & ~frames
