@@ -908,13 +908,8 @@ def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:
     if not runs:
         return chars
     joined = {r: np.logical_or.reduce(chars[r[0]:r[1]]) for r in runs}
-    logp = dict(zip([(k, k + 1) for k in range(n)] + runs,
-                    np.log(np.maximum(sure(chars + list(joined.values())), 1e-9))))
-    best = {0: (0.0, [])}
-    for l in range(1, n + 1):
-        best[l] = max((best[k][0] + logp[k, l], best[k][1] + [(k, l)]) for k in range(max(0, l - JOIN), l)
-                      if (k, l) in logp)
-    return [chars[k] if l == k + 1 else joined[k, l] for k, l in best[n][1]]
+    probs = dict(zip([(k, k + 1) for k in range(n)] + runs, sure(chars + list(joined.values()))))
+    return [chars[k] if l == k + 1 else joined[k, l] for k, l in _likeliest(probs, n)]
 
 
 def _split(m: np.ndarray, height: float) -> list[np.ndarray]:
@@ -963,18 +958,24 @@ def _cuts(m: np.ndarray, height: float, sure) -> list[np.ndarray]:
              and MIN_CHAR * height <= at[j] - at[i] <= MAX_CHAR * height and inked[at[j]] > inked[at[i]]]
     if not spans:
         return _split(m, height)
-    logp = {}
+    probs = {}
     for k in range(0, len(spans), 64):  # a few masks at a time: a long row of touching writing has thousands
         batch = spans[k:k + 64]
-        logp.update(zip(batch, np.log(np.maximum(sure([part(i, j) for i, j in batch]), 1e-9))))
-    best = {0: (0.0, [])}  # cut column index -> (log probability of the best cutting up to it, its spans)
-    for j in range(1, len(at)):
-        options = [(best[i][0] + logp[i, j], best[i][1] + [(i, j)]) for i in range(j) if i in best and (i, j) in logp]
+        probs.update(zip(batch, sure([part(i, j) for i, j in batch])))
+    cutting = _likeliest(probs, len(at) - 1)
+    return _split(m, height) if cutting is None else [part(i, j) for i, j in cutting]
+
+
+def _likeliest(probs: dict, end: int) -> list[tuple[int, int]] | None:
+    """Of the ways to go from 0 to end in steps (i, j) of probs (each a character, with a model's probability), the
+    one whose probabilities have the largest product (dynamic programming); None when there is none."""
+    best = {0: (0.0, [])}  # position -> (log probability of the best way to it, its steps)
+    for j in range(1, end + 1):
+        options = [(best[i][0] + np.log(max(probs[i, j], 1e-9)), best[i][1] + [(i, j)])
+                   for i in range(j) if i in best and (i, j) in probs]
         if options:
             best[j] = max(options, key=lambda o: o[0])
-    if len(at) - 1 not in best:
-        return _split(m, height)
-    return [part(i, j) for i, j in best[len(at) - 1][1]]
+    return best[end][1] if end in best else None
 
 
 def preprocess_multi(image, framing: str = "mnist", sure=None) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
