@@ -257,9 +257,10 @@ def eval_rows(reader: Reader, overrides: list, kinds: list, per_kind: int, split
     truths = ["".join(classes[int(c)] for c in y[ROW * k:ROW * k + ROW]) for k in rows]
     sets, misread = {}, []
     for n, kind in enumerate(kinds):
-        texts = [text for _, text in done[n * per_kind:(n + 1) * per_kind]]
+        read = done[n * per_kind:(n + 1) * per_kind]
+        texts = [text for _, text in read]
         if save:
-            for k, (data, _) in zip(rows, done[n * per_kind:(n + 1) * per_kind]):
+            for k, (data, _) in zip(rows, read):
                 _save_file(save / kind, f"{truths[k]}_{split}{k:05d}", data)
         counted = [(r, t) for r, t in zip(texts, truths) if r and len(r["chars"]) == len(t)]
         chars = [(c["label"], t, c["image"]) for r, text in counted for c, t in zip(r["chars"], text)]
