@@ -131,9 +131,8 @@ def test_rows_of_users_images_are_read_as_predict_multi_reads_them(tiny_checkpoi
 
 
 @pytest.mark.slow
+@needs_real_mnist
 def test_rows_read_by_worker_processes_give_the_same_figures(monkeypatch):
-    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
-        pytest.skip("real MNIST not found in ../shared/data")
     args = ([f"data.root={SHARED_DATA}"], ["lined", "blur", "app_window"], 25, "val", None)  # 75 rows: workers start
     alone = eval_rows(Reader.load(), *args)["sets"]
     started, get_context = [], multiprocessing.get_context
@@ -149,8 +148,6 @@ PER_KIND = 50
 
 @pytest.fixture(scope="module")
 def users_benchmark():
-    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
-        pytest.skip("real MNIST not found in ../shared/data")
     return eval_users(Reader.load(), [f"data.root={SHARED_DATA}"], list(ALL_KINDS), PER_KIND, "test", 2,
                       None)["sets"]
 
@@ -165,6 +162,7 @@ UNDER_THE_BAR = {
 
 
 @pytest.mark.slow
+@needs_real_mnist  # (before its fixture runs)
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=UNDER_THE_BAR[k]))
                                   if k in UNDER_THE_BAR else k for k in ALL_KINDS])
 def test_each_kind_of_peoples_image_reads_about_as_well_as_the_raw_digits(kind, users_benchmark):
@@ -181,8 +179,6 @@ PER_KIND_ROWS = 20
 
 @pytest.fixture(scope="module")
 def rows_benchmark():
-    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
-        pytest.skip("real MNIST not found in ../shared/data")
     kinds = [k for k in ALL_KINDS if k != "european"]
     return eval_rows(Reader.load(), [f"data.root={SHARED_DATA}"], kinds, PER_KIND_ROWS, "test", None, workers=2,
                      model=DEFAULT_MODEL)["sets"]
@@ -199,6 +195,7 @@ ROWS_UNDER_THE_BAR = {
 
 
 @pytest.mark.slow
+@needs_real_mnist
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=ROWS_UNDER_THE_BAR[k]))
                                   if k in ROWS_UNDER_THE_BAR else k for k in ALL_KINDS if k != "european"])
 def test_each_kind_of_peoples_image_reads_as_rows_about_as_well_as_plain_rows(kind, rows_benchmark):
