@@ -23,7 +23,7 @@ from PIL import Image
 
 from mnist_lit.predict import DEFAULT_MODEL, ModelError, Reader, ReadError
 from mnist_lit.preprocess import IMAGE_SUFFIXES, preprocess
-from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, render, row
+from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, render, row_spans
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -233,7 +233,8 @@ def _read_row(job, reader=None):
     """(kind, digits, k, keep) -> (the drawn file if keep, read_multi's result or None when refused), in a worker
     process or not."""
     kind, digits, k, keep = job
-    data = render(kind, row(digits, np.random.default_rng([k, ROW])), None, k)
+    image, spans = row_spans(digits, np.random.default_rng([k, ROW]))
+    data = render(kind, image, None, k, spans)
     try:
         return keep and data, (reader or _worker_reader).read_multi(data, topk=1)
     except ReadError:

@@ -300,29 +300,59 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
 
 
-def _field(sample: np.ndarray, level: float, peak: float, noise: float, one: bool = True) -> tuple[slice, slice] | None:
+def _field(sample: np.ndarray, level: float, peak: float, noise: float, one: bool = True):
     """The inside of a printed box round the writing (a form's field, perhaps printed far fainter than its label),
-    in the sample's pixels: a closed piece of straight lines found at a tenth of the strokes' darkness, round an
-    inside clear of them (not a grid) that holds ink; the one holding the most (one=False, a row: the only one).
-    None without one."""
+    in the sample's pixels, and the columns of the sides its boxes share when it is a comb (a row of boxes in one
+    frame, a digit in each): the straight lines of a piece found at a tenth of the strokes' darkness, closed round an
+    inside clear of them (not a grid) that holds ink, apart or touching them; the one holding the most (one=False, a
+    row: the only one). None without one."""
     labels, _ = ndi.label(sample > level + max(0.1 * (peak - level), 5 * noise), structure=np.ones((3, 3)))
     best, most, found = None, 0, 0
     for i, (rows, cols) in enumerate(ndi.find_objects(labels)):
-        bh, bw = rows.stop - rows.start, cols.stop - cols.start
-        if min(bh, bw) < 16:  # too small for a box round writing (below: 8 times its lines, 2 px or more)
+        if min(rows.stop - rows.start, cols.stop - cols.start) < 16:  # too small for a box round writing (below)
             continue
         piece = labels[rows, cols] == i + 1
-        t = int(np.ceil(piece.sum() / (2 * (bh + bw)))) + 1  # its lines' thickness, and a pixel for their blur
-        if min(bh, bw) < 8 * t or not _printed(piece) or ndi.binary_fill_holes(piece).mean() < 0.9:
-            continue  # (too small, not straight lines, not closed)
-        inside = (slice(rows.start + t, rows.stop - t), slice(cols.start + t, cols.stop - t))
-        core = piece[t:-t, t:-t]  # (the inside, in the piece's box)
-        held = int(((labels[inside] > 0) & (labels[inside] != i + 1)).sum())
-        if core.sum() <= 0.4 * piece.sum() and held >= 0.01 * core.size:
+        straight = _straight(piece)  # (less any writing that touches them)
+        if not straight.any():
+            continue
+        x0, y0, x1, y1 = _bbox(straight)
+        lines, writing = straight[y0:y1, x0:x1], (piece & ~straight)[y0:y1, x0:x1]
+        bh, bw = lines.shape
+        # Their thickness (their ink over the perimeter; or, when less, half the rows the top and bottom lines fill:
+        # a comb's inner sides add ink), and a pixel for their blur.
+        across = int((lines.mean(1) >= 0.6).sum())
+        t = int(np.ceil(min(lines.sum() / (2 * (bh + bw)), across / 2 if across >= 2 else np.inf))) + 1
+        if min(bh, bw) < max(16, 8 * t) or ndi.binary_fill_holes(lines).mean() < 0.9:
+            continue  # (too small: 8 times its lines, 2 px or more; not closed)
+        inside = (slice(rows.start + y0 + t, rows.start + y1 - t), slice(cols.start + x0 + t, cols.start + x1 - t))
+        core = lines[t:-t, t:-t]  # (the inside, in the lines' box)
+        sides = _sides(core, t)
+        # Mostly straight lines; or, where writing touches them, a comb's: sides along the edges of their box, and
+        # inner ones that split it evenly (not a thick 0's straight parts, nor a highlighter's band)
+        edges = (lines[:2].any(0), lines[-2:].any(0), lines[:, :2].any(1), lines[:, -2:].any(1))
+        if not (_printed(piece, straight) or len(sides) and min(e.mean() for e in edges) >= 0.9):
+            continue
+        held = int(((labels[inside] > 0) & (labels[inside] != i + 1)).sum() + writing[t:-t, t:-t].sum())
+        if core.sum() <= 0.4 * lines.sum() and held >= 0.01 * core.size:
             found += 1
             if held > most:
-                best, most = inside, held
+                best, most = (inside, sides + inside[1].start), held
     return best if one or found == 1 else None  # (a row in separate boxes: each holds part of it)
+
+
+def _sides(core: np.ndarray, t: int) -> np.ndarray:
+    """The columns of a comb's inner sides in the inside of its frame (lines t px thick): straight lines down 90% of
+    it, one at each of the places that split the frame into equal boxes, for the most boxes that has all of them (a
+    1 written down a box is not one)."""
+    cols = np.flatnonzero(_runs(core, 0, max(3, int(0.9 * core.shape[0]))).any(0))
+    lines = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1) if len(cols) else []
+    at = np.asarray([c.mean() for c in lines]) + t  # from the frame's left side
+    for n in range(len(lines) + 1, 1, -1):
+        pitch = (core.shape[1] + 2 * t) / n
+        near = np.abs(at[:, None] - pitch * np.arange(1, n)) <= 0.15 * pitch
+        if near.any(0).all():
+            return np.concatenate([c for c, keep in zip(lines, near.any(1)) if keep])
+    return cols[:0]
 
 
 def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
@@ -345,7 +375,7 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
                         f"grain {noise:.1%}): photograph it in more light, or scan it")
     field = _field(sample, level, peak, noise, one)
     if field is not None:  # writing in a form's box: read inside it, at the level of what it holds
-        field = tuple(slice(2 * s.start, 2 * s.stop) for s in field)
+        field, sides = tuple(slice(2 * s.start, 2 * s.stop) for s in field[0]), 2 * field[1]
         inner, inner_peak, _ = _levels(smooth[field][::2, ::2])
         if inner_peak - inner >= max(MIN_CONTRAST, 8 * noise):
             level, peak, chrome = inner, inner_peak, None
@@ -357,6 +387,15 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
         inside = np.zeros_like(mask)
         inside[field] = True
         mask &= inside
+        if len(sides):  # a comb: the sides its boxes share go too, faint ones being dashes at this level
+            cols = np.unique(np.clip((sides[:, None] + np.arange(-1, 3)).ravel(), 0, mask.shape[1] - 1))
+            band = np.zeros_like(mask)
+            band[field[0], cols] = True
+            labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+            dashes = np.isin(labels, np.flatnonzero(ndi.minimum(band, labels, np.arange(1, n + 1))) + 1)
+            # where writing touches one, only its straight run across the inside, and not where a stroke crosses it
+            line = _runs(mask & band, 0, int(0.9 * (field[0].stop - field[0].start)))
+            mask &= ~dashes & ~_uncrossed(line, mask, 0, len(cols) / (1 + (np.diff(cols) > 1).sum()))
     if chrome is not None:  # the pieces of ink that are mostly chrome go
         labels, n = ndi.label(mask)
         chrome = chrome.repeat(2, 0).repeat(2, 1)[:mask.shape[0], :mask.shape[1]]

@@ -845,38 +845,111 @@ def bleed_through(x, rng):
     return _encode(_noise(rgb, rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
 
+def _spans(x, spans):
+    """Each digit's columns (first, last + 1) in x: spans when given (see row_spans), else one digit in an MNIST image,
+    or in a row the runs of ink two or more empty columns apart."""
+    if spans is not None:
+        return spans
+    cols = np.flatnonzero(x.any(0))
+    if x.shape[1] <= 28:
+        return [(cols[0], cols[-1] + 1)]
+    breaks = np.flatnonzero(np.diff(cols) > 2)
+    return list(zip(cols[np.r_[0, breaks + 1]], cols[np.r_[breaks, len(cols) - 1]] + 1))
+
+
+def _form_row(x, rng, spans, style):
+    """Each digit in its own box of a printed form's row of boxes, 0-2 boxes left empty after them (1-3 after one
+    digit); style "comb": boxes sharing their sides in one frame; "ticks": a base line with ticks between the boxes,
+    open above; "apart": separate boxes. Printed in gray or a form's drop-out colour, scanned (PNG) or photographed."""
+    spans = _spans(x, spans)
+    height = _height(rng, 50, 120)
+    inks = [_crop(pen(x[:, a:b], height)) for a, b in spans]
+    n = len(inks) + int(rng.integers(1, 4) if len(inks) == 1 else rng.integers(0, 3))
+    side = int(max(max(i.shape) for i in inks) * rng.uniform(1.15, 1.5))
+    t = int(rng.integers(1, 4))
+    step = side + (int(side * rng.uniform(0.1, 0.4)) if style == "apart" else 0)
+    pad = int(side * rng.uniform(0.15, 0.6))
+    page = np.zeros((side + 2 * pad, (n - 1) * step + side + 2 * pad), np.float32)
+    lines = np.zeros_like(page)
+    if style == "comb":
+        _outline(lines, pad, pad, side + t, n * side + t, t)
+    if style == "ticks":
+        lines[pad + side:pad + side + t, pad:pad + n * side + t] = 1
+    for i in range(n + 1):
+        x0 = pad + i * step
+        if style == "ticks":
+            lines[pad + side - int(side * rng.uniform(0.25, 0.5)):pad + side, x0:x0 + t] = 1
+        elif style == "comb":
+            lines[pad:pad + side, x0:x0 + t] = 1
+        elif i < n:
+            _outline(lines, pad, x0, side + t, side + t, t)
+    for i, ink in enumerate(inks):  # centred in its box, give or take most of the room around it
+        h, w = ink.shape
+        y = pad + t + (side - t - h) // 2 + int((side - t - h) / 2 * rng.uniform(-0.7, 0.7))
+        x0 = pad + i * step + t + (side - t - w) // 2 + int((side - t - w) / 2 * rng.uniform(-0.7, 0.7))
+        np.maximum(page[y:y + h, x0:x0 + w], ink, out=page[y:y + h, x0:x0 + w])
+    colour = [(0.3, 0.3, 0.33), (0.1, 0.1, 0.12), (0.9, 0.35, 0.3), (0.4, 0.55, 0.9), (0.95, 0.6, 0.25)]
+    rgb = _paint(page, _paint(lines, (0.96, 0.96, 0.94), colour[int(rng.integers(len(colour)))]), _pen_colour(rng))
+    if rng.random() < 0.5:
+        return _encode(_noise(rgb, rng, 0.01), "PNG", "RGB")
+    return _encode(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
+def comb_field(x, rng, spans=None):
+    """A form's row of boxes sharing their sides (a comb field), a digit in each, some left empty; scanned or
+    photographed."""
+    return _form_row(x, rng, spans, "comb")
+
+
+def tick_comb(x, rng, spans=None):
+    """A form's comb field drawn as a base line with ticks between the digits, open above; scanned or photographed."""
+    return _form_row(x, rng, spans, "ticks")
+
+
+def box_row(x, rng, spans=None):
+    """A form's row of separate boxes, a digit in each, some left empty; scanned or photographed."""
+    return _form_row(x, rng, spans, "apart")
+
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
                                  note_on_desk, circled, underlined, app_window, phone_screenshot,
                                  tablet_notes, form_field, light_pen_app, answer_line, keystone, skipping_pen,
-                                 highlighted)}
+                                 highlighted, comb_field)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
                                      circled_pencil, whiteboard_app, comb_box, label_above, chalkboard, low_light,
-                                     shaky_photo, dot_grid, bleed_through)}
+                                     shaky_photo, dot_grid, bleed_through, tick_comb, box_row)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
+BOXED_DIGITS = {comb_field, tick_comb, box_row}  # kinds drawing each digit of a row apart: told where each lies
 
 
 def row(digits: np.ndarray, rng, min_gap: int = 2) -> np.ndarray:
     """MNIST digits side by side, each cut to its inked columns, min_gap..6 px apart (negative: overlapping): one
     28-px-high white-on-black image that every kind but european draws as it draws one digit."""
+    return row_spans(digits, rng, min_gap)[0]
+
+
+def row_spans(digits: np.ndarray, rng, min_gap: int = 2) -> tuple[np.ndarray, list]:
+    """row's image, and each digit's columns in it (first, last + 1)."""
     crops = []
     for d in digits:
         cols = np.flatnonzero(d.any(0))
         crops.append(d[:, cols[0]:cols[-1] + 1])
     gaps = rng.integers(min_gap, 7, len(crops) - 1)
     out = np.zeros((28, sum(c.shape[1] for c in crops) + int(gaps.sum()) + 8), np.uint8)
-    x = 4
+    x, spans = 4, []
     for c, gap in zip(crops, [*gaps, 0]):
         np.maximum(out[:, x:x + c.shape[1]], c, out=out[:, x:x + c.shape[1]])
+        spans.append((x, x + c.shape[1]))
         x += c.shape[1] + int(gap)
-    return out
+    return out, spans
 
 
-def render(kind: str, x: np.ndarray, label: int, seed: int) -> bytes:
-    """One digit (or a `row` of them, label None) as one file of the given kind; the same (kind, digit, seed) gives
-    the same bytes."""
+def render(kind: str, x: np.ndarray, label: int, seed: int, spans: list | None = None) -> bytes:
+    """One digit (or a `row` of them, label None, and where each lies if known: see row_spans) as one file of the
+    given kind; the same (kind, digit, seed) gives the same bytes."""
     f = ALL_KINDS[kind]
     rng = np.random.default_rng([seed, sum(map(ord, kind))])
-    return f(x, rng, label) if kind == "european" else f(x, rng)
+    return f(x, rng, label) if kind == "european" else f(x, rng, spans) if f in BOXED_DIGITS else f(x, rng)

@@ -545,6 +545,32 @@ def test_a_row_is_read_without_the_marks_around_it():
     assert len(lefts(row([[TWO], [SEVEN]], gap=400))) == 2  # writing as tall as the row, on its line: however far
 
 
+def test_a_comb_fields_shared_sides_are_not_read_as_characters():
+    three = row([[SEVEN], [TWO], [SEVEN]])  # 540 x 260: characters 180 px high at x = 30, 190, 350, 120 wide
+    plain = preprocess_multi(three)
+
+    def comb(chars, ink, boxes, top=20, bottom=240):  # a frame from x = 10, split into boxes 160 px wide
+        im = Image.new("L", (60 + 160 * boxes, 260), 255)
+        im.paste(chars, (0, 0))
+        d = ImageDraw.Draw(im)
+        d.rectangle([10, top, 10 + 160 * boxes, bottom], outline=ink, width=2)
+        for x in range(170, 10 + 160 * boxes, 160):
+            d.line([(x, top), (x, bottom)], fill=ink, width=2)
+        return im
+
+    for ink, boxes in ((0, 3), (150, 4)):  # printed black; fainter than the writing, a box left empty after it
+        found = preprocess_multi(comb(three, ink, boxes))
+        assert len(found) == 3 and all(close(a, b, 0.02) for (_, a), (_, b) in zip(found, plain)), ink
+    seven = row([[SEVEN]])  # one character in the first box, the others left empty: read alone
+    assert close(preprocess(comb(seven, 0, 3)), preprocess(seven), 0.02)
+    # A 1 written down its box from the top side to the bottom one is writing: it is not where a side would be.
+    one = row([[SEVEN], [[(.5, 0), (.5, 1)]], [SEVEN]])
+    found = preprocess_multi(comb(one, 0, 5, top=40, bottom=220))
+    assert len(found) == 3
+    middle = found[1][1]
+    assert np.ptp(np.flatnonzero(middle.max(1) > 0.5)) >= BOX - 2 and middle[:, 10:18].sum() > 0.95 * middle.sum()
+
+
 def test_a_mask_of_scattered_pixels_is_drawn_not_refused_with_a_nan():
     m = np.zeros((400, 400), bool)
     m[0, 0] = m[399, 399] = m[0, 399] = True  # (a candidate character that holds only a few stray pixels)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, pen, render, row
+from mnist_lit.userimages import ALL_KINDS, HELD_OUT, KINDS, pen, render, row, row_spans
 
 
 def seven() -> np.ndarray:
@@ -60,6 +60,13 @@ def test_a_row_is_its_digits_side_by_side_and_every_kind_but_european_draws_it()
         im = Image.open(io.BytesIO(data))
         g = np.asarray(im, np.float32) / 257 if im.mode.startswith("I") else np.asarray(im.convert("LA"), np.float32)
         assert np.ptp(g) > 60, kind  # (RGBA: the alpha channel's strokes)
+    # Kinds that box each digit apart are told where each lies (row_spans); a digit broken by empty columns is one.
+    broken = x.copy()
+    broken[:, 14:17] = 0
+    image, spans = row_spans(np.stack([broken, x]), np.random.default_rng(0))
+    assert [np.array_equal(image[:, a:b], d[:, c[0]:c[-1] + 1]) for (a, b), d, c in
+            zip(spans, (broken, x), (np.flatnonzero(broken.any(0)), cols))] == [True, True]
+    assert render("comb_field", image, None, 1, spans) != render("comb_field", image, None, 1)  # (guessed: 3 boxes)
     # On a screen of fixed size, a row too wide for it is written smaller, not cut.
     assert Image.open(io.BytesIO(render("phone_screenshot", np.tile(r, 3), None, seed=1))).size == (540, 1170)
 
