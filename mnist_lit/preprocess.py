@@ -336,8 +336,15 @@ def _field(sample: np.ndarray, level: float, peak: float, noise: float, one: boo
         if core.sum() <= 0.4 * lines.sum() and held >= 0.01 * core.size:
             found += 1
             if held > most:
-                best, most = (inside, sides + inside[1].start), held
-    return best if one or found == 1 else None  # (a row in separate boxes: each holds part of it)
+                best, most, which = (inside, sides + inside[1].start), held, i
+    if one or best is None:
+        return best
+    # A row: in the only box that holds ink, with no other piece outside it half its size or more (a row in separate
+    # boxes: each holds part of it, and one the writing touches holds none apart from it)
+    boxes = _corners(ndi.find_objects(labels))
+    areas = np.bincount(labels.ravel())[1:]
+    big = (areas >= 0.5 * areas[which]) & ~_within(boxes, which)
+    return best if found == 1 and not big.any() else None
 
 
 def _sides(core: np.ndarray, t: int) -> np.ndarray:
@@ -485,7 +492,8 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     b = _corners(boxes)
     keep = areas >= 0.02 * areas.max()  # specks: tiny next to the largest piece of ink
     size = b[:, 2:] - b[:, :2]
-    frames, holds = np.zeros(n, bool), np.zeros(n, bool)  # printed frames; those round the writing
+    frames, holds, empty = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)  # printed frames; those round
+    # the writing; closed ones round nothing (a row of boxes' boxes left empty)
     touched = False
     for i, (rows, cols) in enumerate(boxes):
         if not keep[i]:
@@ -503,6 +511,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
             j = int(np.argmax(np.where(others, areas, 0)))
             holds[i] = within.any() and ((within == others).all() or areas[within].sum() >= 0.25 * areas[i] or
                                          within[j] and (b[j, 2:] - b[j, :2]).max() >= 0.5 * max(bh, bw))
+            empty[i] = not within.any() and ndi.binary_fill_holes(piece).mean() >= 0.9
         rest = (piece & ~straight).sum()
         if straight.any() and rest and not (holds[i] and rest < 0.02 * areas.max()):
             # Writing that touches a frame (a box, axes; not a frame alone round the writing, with rounded corners):
@@ -525,6 +534,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
             frames[i] = holds[i] or spans or alike
     if touched:  # the pieces have changed: judge them again
         return clean(mask, one)
+    frames |= empty & holds.any()
     writing = keep & ~frames
     if holds.sum() == 1 and writing.any():
         # The writing in the one frame that holds writing: what lies outside (the box's printed label) goes, unless

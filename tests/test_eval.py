@@ -158,6 +158,7 @@ UNDER_THE_BAR = {
     "circled_pencil": "an open ring that touches the pencil digit is not cut away",
     "skipping_pen": "gaps make another digit (a 6's loop left open); far fragments and long straight ones are lost",
     "low_light": "2 of the first 50 refused (kept aside: not inspected)",
+    "tick_comb": "76.0% of 500 (kept aside: not inspected)",
 }
 
 
@@ -191,6 +192,7 @@ ROWS_UNDER_THE_BAR = {
                     "200 rows exact)",
     "card_on_table": "17.0% of 200 rows read as more or fewer characters (kept aside: not inspected)",
     "comb_box": "41.5% of 200 rows read as more or fewer characters (kept aside: not inspected)",
+    "box_row": "25.5% of 200 rows read as more or fewer characters (kept aside: not inspected)",
 }
 
 
