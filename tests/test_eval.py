@@ -192,7 +192,6 @@ ROWS_UNDER_THE_BAR = {
                     "200 rows exact)",
     "card_on_table": "17.0% of 200 rows read as more or fewer characters (kept aside: not inspected)",
     "comb_box": "41.5% of 200 rows read as more or fewer characters (kept aside: not inspected)",
-    "box_row": "25.5% of 200 rows read as more or fewer characters (kept aside: not inspected)",
 }
 
 

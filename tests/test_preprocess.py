@@ -545,7 +545,7 @@ def test_a_row_is_read_without_the_marks_around_it():
     assert len(lefts(row([[TWO], [SEVEN]], gap=400))) == 2  # writing as tall as the row, on its line: however far
 
 
-def test_a_comb_fields_shared_sides_are_not_read_as_characters():
+def test_a_forms_row_of_boxes_is_read_as_its_characters_not_its_boxes():
     three = row([[SEVEN], [TWO], [SEVEN]])  # 540 x 260: characters 180 px high at x = 30, 190, 350, 120 wide
     plain = preprocess_multi(three)
 
@@ -561,6 +561,16 @@ def test_a_comb_fields_shared_sides_are_not_read_as_characters():
     for ink, boxes in ((0, 3), (150, 4)):  # printed black; fainter than the writing, a box left empty after it
         found = preprocess_multi(comb(three, ink, boxes))
         assert len(found) == 3 and all(close(a, b, 0.02) for (_, a), (_, b) in zip(found, plain)), ink
+    # Separate boxes, 234 px square, the last two left empty, and the 2 in a smaller one that it touches: the row is
+    # not read inside that one.
+    apart = Image.new("L", (1465, 260), 255)
+    apart.paste(row([[SEVEN], [TWO], [SEVEN]], gap=161), (0, 0))  # the characters at x = 30 + 281 k
+    for ink in (0, 150):
+        for k in range(5):
+            x = 90 + 281 * k
+            ImageDraw.Draw(apart).rectangle([x - 117, 13, x + 117, 247] if k != 1 else [x - 67, 33, x + 67, 227],
+                                            outline=ink, width=2)
+        assert len(preprocess_multi(apart)) == 3, ink
     seven = row([[SEVEN]])  # one character in the first box, the others left empty: read alone
     assert close(preprocess(comb(seven, 0, 3)), preprocess(seven), 0.02)
     # A 1 written down its box from the top side to the bottom one is writing: it is not where a side would be.
