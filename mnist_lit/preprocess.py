@@ -308,7 +308,8 @@ def _field(sample: np.ndarray, level: float, peak: float, noise: float, one: boo
     row: the only one). None without one."""
     labels, _ = ndi.label(sample > level + max(0.1 * (peak - level), 5 * noise), structure=np.ones((3, 3)))
     best, most, found = None, 0, 0
-    for i, (rows, cols) in enumerate(ndi.find_objects(labels)):
+    objects = ndi.find_objects(labels)
+    for i, (rows, cols) in enumerate(objects):
         if min(rows.stop - rows.start, cols.stop - cols.start) < 16:  # too small for a box round writing (below)
             continue
         piece = labels[rows, cols] == i + 1
@@ -341,9 +342,8 @@ def _field(sample: np.ndarray, level: float, peak: float, noise: float, one: boo
         return best
     # A row: in the only box that holds ink, with no other piece outside it half its size or more (a row in separate
     # boxes: each holds part of it, and one the writing touches holds none apart from it)
-    boxes = _corners(ndi.find_objects(labels))
     areas = np.bincount(labels.ravel())[1:]
-    big = (areas >= 0.5 * areas[which]) & ~_within(boxes, which)
+    big = (areas >= 0.5 * areas[which]) & ~_within(_corners(objects), which)
     return best if found == 1 and not big.any() else None
 
 
