@@ -48,6 +48,8 @@ MAX_SIDE = 2 * WORK_SIDE[1]  # larger images are reduced while decoding: reading
 ZOOM = 0.25  # writing narrower and shorter than this share of a large page is read again from a crop around it
 PRINTED = 0.6  # a piece with this share of its ink in straight runs (see _straight) is a printed mark, not writing
 MAX_PIECES = 150  # a row of characters has fewer separate pieces of ink (preprocess_multi)
+# A row's slopes tried (a row photographed at an angle or written drifting up or down), level first: up to 30 degrees
+SLOPES = np.tan(np.deg2rad(np.r_[0, np.repeat(np.arange(1, 31), 2) * np.tile([1, -1], 30)]))
 
 
 class ReadError(ValueError):
@@ -645,21 +647,36 @@ def _pieces(labels: np.ndarray, row: bool = False):
 def _main_row(mask: np.ndarray) -> np.ndarray:
     """The ink of one row of characters: its largest piece and the pieces near a piece so added: within 0.3 of the
     row's height (a broken stroke's fragment), or within the row's height and centred between its top and bottom
-    (the next character), or from any distance when also as tall as the row. Marks off the row (an app's toolbar,
-    a phone's status bar, a sidebar of icons, a small label far to its left) are left out."""
+    along its slope (the next character), or from any distance when also as tall as the row. Marks off the row (an
+    app's toolbar, a phone's status bar, a sidebar of icons, a small label far to its left, a box's sides) are left
+    out."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2 or n > MAX_PIECES:  # (segment refuses a texture of many pieces)
         return mask
     b, largest, printed, gap = _pieces(labels, row=True)
-    tall, middle = b[:, 2] - b[:, 0], (b[:, 0] + b[:, 2]) / 2
+    tall, middle, across = b[:, 2] - b[:, 0], (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     # within[i, j]: half of piece j's columns or more lie within piece i's (a 7's bar over its stem)
     within = (np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])) >= \
         0.5 * (b[:, 3] - b[:, 1])[None, :]
+    # A thin line twice as tall as the characters (where half the ink lies) is a box's or a table's side: it starts
+    # nothing and joins nothing.
+    sizes = np.bincount(labels.ravel())[1:]
+    order = np.argsort(tall)
+    typical = tall[order][np.searchsorted(np.cumsum(sizes[order]), sizes.sum() / 2)]
+    line = (tall > 2 * typical) & (tall >= 6 * (b[:, 3] - b[:, 1]))
+    if line[largest] and not line.all():
+        largest = int(np.argmax(np.where(line, 0, sizes)))
+        printed[largest] = False
     group = np.arange(n) == largest
     while True:
-        row = b[group & ~printed]
+        words = group & ~printed
+        row = b[words]
         height = (row[:, 2] - row[:, 0]).max()
-        on_row = (row[:, 0].min() <= middle) & (middle <= row[:, 2].max())
+        # On the row's line: the middle between its top and bottom, along the slope (of SLOPES, the most level of
+        # those) that puts the most pieces of writing half its height or more on it.
+        level, lift = middle - SLOPES[:, None] * across, SLOPES[:, None] * across[words]
+        on = ((row[:, 0] - lift).min(1)[:, None] <= level) & (level <= (row[:, 2] - lift).max(1)[:, None])
+        on_row = on[np.argmax((on & ~printed & (tall >= 0.5 * height)).sum(1))]
         # The next character joins from farther than a fragment, and writing of the row's height on its line from
         # any distance (a number written with wide spaces). A printed mark (a 1, a marker's stroke; an icon) brings
         # in only the next character, and joins as a character only when of the row's height; a smaller one only
@@ -670,6 +687,7 @@ def _main_row(mask: np.ndarray) -> np.ndarray:
         close = (gap <= height) & (group & ~printed)[:, None]
         between = (close & (b[:, None, 1] < b[None, :, 1])).any(0) & (close & (b[:, None, 3] > b[None, :, 3])).any(0)
         reach[:, mark] = np.where(within[:, mark] | between[mark], 0.3 * height, -np.inf)
+        reach[:, line] = -np.inf
         near = (gap[group] <= reach[group]).any(0) & ~group
         if not near.any():
             return np.isin(labels, np.flatnonzero(group) + 1)
@@ -784,11 +802,10 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     piece = labels == 1 + int(np.argmax(sizes))
     sheet = ndi.binary_fill_holes(piece)
     inside = int(sheet.sum())
-    # A tenth of the image or more, with a surround mostly dark of a tenth or more; mostly paper, with writing in it
-    # (holes).
+    # A tenth of the image or more, with a surround mostly dark of a tenth or more; mostly paper (few holes).
     if not (0.1 * sheet.size <= inside <= 0.9 * sheet.size) or light[~sheet].mean() > 0.4:
         return None
-    if not (0.005 * inside <= inside - sizes.max() <= 0.3 * inside):
+    if inside - sizes.max() > 0.3 * inside:
         return None
     # Four straight sides (turned, or foreshortened into a trapezium): it fills its convex hull, and the four hull
     # points farthest along two crossed diagonals (its corners) enclose nearly all of it, which a character's
@@ -810,14 +827,24 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     slope = np.hypot(ndi.sobel(small, 0), ndi.sobel(small, 1)) / 8
     if not edge.any() or step <= 0 or np.median(slope[edge]) < 0.3 * step:
         return None
+    # Writing in it, well inside its edge: pixels darker than its paper by a quarter of that step, found in a finer
+    # copy (a row's thin strokes on a large card leave almost no holes in this one).
+    fine = _fit(gray, 512)
+    core = _resize(ndi.binary_erosion(sheet, iterations=2).astype(np.float32), fine.shape) > 0.5
+    writing = core & (fine < np.median(fine[core]) - 0.25 * step)
+    if writing.sum() < 0.001 * core.sum():
+        return None
     x0, y0, x1, y1 = _bbox(sheet)
     ix, iy = 0.04 * (x1 - x0), 0.04 * (y1 - y0)  # the sheet's edge and its shadow stay out: 4% of it across each edge
-    hx0, hy0, hx1, hy1 = _bbox(sheet & ~piece)
+    holes = sheet & ~piece  # (the writing's box in this copy where it leaves holes, else in the finer one)
+    r = max(small.shape) / max(fine.shape)
+    hx0, hy0, hx1, hy1 = _bbox(holes) if holes.any() else (v * r for v in _bbox(writing))
     if min(hx0 - x0, x1 - hx1) < 2 * ix or min(hy0 - y0, y1 - hy1) < 2 * iy:  # writing runs to the edge: a shadow's
         return None
     f = max(gray.shape) / max(small.shape)
     box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), (ix, iy, -ix, -iy)))
-    off = _resize((~sheet).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
+    # Off the sheet: beyond its edge as found in this copy, less a pixel of it (the edge's line lies within that)
+    off = _resize((~ndi.binary_erosion(sheet)).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
     return box, off
 
 

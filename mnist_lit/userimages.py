@@ -911,6 +911,30 @@ def box_row(x, rng, spans=None):
     return _form_row(x, rng, spans, "apart")
 
 
+def sloping_row(x, rng, spans=None):
+    """A number written freehand on unlined paper, drifting up or down: each digit upright, each a little higher (or
+    lower) than the last, along a line 8-25 degrees off level; photographed, JPEG."""
+    spans = _spans(x, spans)
+    height = _height(rng, 60, 160)
+    f = height / x.shape[0]
+    rise = np.tan(np.deg2rad(rng.uniform(8, 25))) * rng.choice([-1, 1])
+    inks = [pen(x[:, a:b], height) for a, b in spans]  # each digit keeps its place in MNIST's 28 px frame
+    lefts = [int(a * f) for a, _ in spans]
+    drops = [int(-rise * (left + ink.shape[1] / 2)) for left, ink in zip(lefts, inks)]
+    top = -min(drops)
+    page = np.zeros((height + max(drops) + top, lefts[-1] + inks[-1].shape[1]), np.float32)
+    for ink, left, drop in zip(inks, lefts, drops):
+        h, w = ink.shape
+        y = top + drop
+        np.maximum(page[y:y + h, left:left + w], ink, out=page[y:y + h, left:left + w])
+    ink = _page(_crop(page), rng, (0.4, 1.2))
+    grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
+    rgb = _paint(ndi.gaussian_filter(ink, rng.uniform(0.3, 1.0)), np.asarray((0.93, 0.92, 0.88)) + grain,
+                 _pen_colour(rng))
+    return _encode(_noise(_lighting(rgb, rng, rng.uniform(0.1, 0.3)), rng, 0.02), "JPEG", "RGB",
+                   quality=int(rng.integers(60, 90)))
+
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
@@ -920,9 +944,11 @@ KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, 
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
                                      circled_pencil, whiteboard_app, comb_box, label_above, chalkboard, low_light,
-                                     shaky_photo, dot_grid, bleed_through, tick_comb, box_row)}
+                                     shaky_photo, dot_grid, bleed_through, tick_comb, box_row,
+                                     sloping_row)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
-BOXED_DIGITS = {comb_field, tick_comb, box_row}  # kinds drawing each digit of a row apart: told where each lies
+# Kinds that place each digit of a row themselves (a box each, a line drifting): told where each lies
+PLACED = {comb_field, tick_comb, box_row, sloping_row}
 
 
 def row(digits: np.ndarray, rng, min_gap: int = 2) -> np.ndarray:
@@ -952,4 +978,4 @@ def render(kind: str, x: np.ndarray, label: int, seed: int, spans: list | None =
     given kind; the same (kind, digit, seed) gives the same bytes."""
     f = ALL_KINDS[kind]
     rng = np.random.default_rng([seed, sum(map(ord, kind))])
-    return f(x, rng, label) if kind == "european" else f(x, rng, spans) if f in BOXED_DIGITS else f(x, rng)
+    return f(x, rng, label) if kind == "european" else f(x, rng, spans) if f in PLACED else f(x, rng)

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError,
                                   _inside_ring, _main_group, _sheet, find_ink, ink_map, ink_mask, load_gray, preprocess,
                                   preprocess_multi, read_gray, render, segment, stroke_width)
+from mnist_lit.userimages import render as draw_as
 from tests.conftest import SEVEN, TWO, draw, encoded, row
 
 def gray(im) -> np.ndarray:
@@ -605,3 +606,44 @@ def test_a_texture_of_many_pieces_is_refused_at_once_in_a_row():
     start = time.process_time()
     assert len(segment(m)) == n
     assert time.process_time() - start < 2.0
+
+
+def test_a_row_photographed_at_a_slant_or_small_on_a_large_card_is_read_whole():
+    # A number written with wide spaces, photographed turned: each character lies on the row's line along its slope.
+    wide = row([[SEVEN], [TWO], [SEVEN], [TWO]], gap=200)
+    for angle in (15, 25, -20):
+        assert len(lefts(wide.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=255))) == 4, angle
+    # A row of thin strokes on a large card on a darker desk, which leave almost no holes in the card in a 128 px
+    # copy: found inside the card, and no trace of the card's edge read as a 1.
+    three = row([[SEVEN], [TWO], [SEVEN]], width=8).resize((270, 130), Image.BILINEAR)
+    card = Image.new("L", (900, 650), 235)
+    card.paste(three.point(lambda v: min(v, 235)), (315, 260))
+    for angle in (0, 15, -20):
+        photo = Image.new("L", (1500, 1100), 60)
+        photo.paste(card.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=60), (200, 100))
+        g = ndi.gaussian_filter(np.asarray(photo, np.float32), 0.8) / 255
+        assert _sheet(g) is not None and len(preprocess_multi(g)) == 3, angle
+
+
+def test_a_row_written_in_a_tall_box_is_read_without_the_boxs_sides():
+    # A form's box cropped from a photo: its top and bottom lines run across the crop (and go as ruled lines), its
+    # sides, a little tilted, are far taller than the characters: they are no characters, nor start the row.
+    three = row([[SEVEN], [TWO], [SEVEN]]).resize((180, 87), Image.BILINEAR)  # characters 60 px high
+    for h, tilt in ((360, 3), (360, -3), (360, 4), (420, 3)):
+        im = Image.new("L", (400, h), 255)
+        im.paste(three, (110, (h - 87) // 2))
+        d = ImageDraw.Draw(im)
+        for y in (10, h - 10):
+            d.line([(0, y), (400, y)], fill=0, width=2)
+        for x in (40, 360):
+            d.line([(x, 10), (x + tilt, h - 10)], fill=0, width=2)
+        assert len(preprocess_multi(im)) == 3, (h, tilt)
+
+
+@pytest.mark.slow
+def test_no_trace_of_a_cards_edge_is_read_as_a_character():
+    # A row drawn as the benchmark's card_on_table draws it (a card with its shadow, on a dark table, JPEG): the
+    # card's outline, found in a 128 px copy, missed its edge by a pixel there, and the edge's line was read as ones.
+    r = row([[SEVEN], [TWO], [SEVEN], [TWO]])
+    x = 255 - np.asarray(r.resize((round(r.width * 28 / r.height), 28), Image.BILINEAR))
+    assert [len(preprocess_multi(draw_as("card_on_table", x, None, seed))) for seed in range(10)] == [4] * 10
