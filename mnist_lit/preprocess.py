@@ -496,6 +496,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     size = b[:, 2:] - b[:, :2]
     frames, holds, empty = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)  # printed frames; those round
     # the writing; closed ones round nothing (a row of boxes' boxes left empty)
+    printed = np.zeros(n, bool)
     touched = False
     for i, (rows, cols) in enumerate(boxes):
         if not keep[i]:
@@ -503,7 +504,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         bh, bw = rows.stop - rows.start, cols.stop - cols.start
         piece = labels[rows, cols] == i + 1
         straight = _straight(piece)
-        mostly = _printed(piece, straight)
+        mostly = printed[i] = _printed(piece, straight)
         if mostly:
             others = keep & (np.arange(n) != i)
             within = others & _within(b, i)
@@ -544,7 +545,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         inner = _within(b, int(np.flatnonzero(holds)[0]))
         if inner[np.argmax(np.where(writing, areas, 0))]:
             keep &= inner | frames
-    frames |= _marks_around(b, areas, keep & ~frames, one)
+    frames |= _marks_around(b, areas, keep & ~frames, one, printed)
     if not (keep & ~frames).any():
         if keep.sum() > 1 or not frames.any():
             raise ReadError("no writing found, only a printed frame or lines: give an image of writing")
@@ -564,10 +565,11 @@ def _within(b: np.ndarray, i: int) -> np.ndarray:
     return (b[:, :2] >= b[i, :2]).all(1) & (b[:, 2:] <= b[i, 2:]).all(1)
 
 
-def _marks_around(b: np.ndarray, areas, kept: np.ndarray, one: bool) -> np.ndarray:
-    """Which kept pieces (boxes b from _corners) are drawn around the writing, not part of it: a ring round the other
-    pieces (a circled answer), or a line under them all (an underline). one=False: the writing may be a row, which a
-    round ring encloses with room above and below."""
+def _marks_around(b: np.ndarray, areas, kept: np.ndarray, one: bool, printed: np.ndarray) -> np.ndarray:
+    """Which kept pieces (boxes b from _corners; printed: which are printed marks) are drawn around the writing, not
+    part of it: a ring round the other pieces (a circled answer), or a line under them all (an underline, a form's
+    base line with ticks). one=False: the writing may be a row, which a round ring encloses with room above and
+    below."""
     marks = np.zeros(len(kept), bool)
     while True:  # again after each mark: once the lower of two underlines goes, the upper lies beneath the rest
         pieces = np.flatnonzero(kept & ~marks)
@@ -583,8 +585,11 @@ def _marks_around(b: np.ndarray, areas, kept: np.ndarray, one: bool) -> np.ndarr
             big = y1 - y0 >= 0.35 * bh or not one and x1 - x0 >= 0.5 * bw
             ring = (b[i, 0] < y0 and y1 < b[i, 2] and b[i, 1] < x0 and x1 < b[i, 3] and big
                     and areas[others].sum() >= 0.2 * areas[i] and areas[i] < 0.35 * bh * bw)
-            # An underline: long and flat, beneath all the others (a 5's flag, a 7's bar lie above), spanning them.
-            under = bw >= 4 * bh and b[i, 0] >= y1 and bw >= 0.6 * (x1 - x0)
+            # An underline: long and flat, beneath all the others (a 5's flag, a 7's bar lie above), spanning them;
+            # or a base line with ticks rising from it (a form's comb), under the writing's bottom, not to its top
+            # third, printed or running far beyond the writing (a 2's base broken off, rising to the rest, is neither).
+            ticks = b[i, 2] >= y1 and b[i, 0] >= y0 + 0.3 * (y1 - y0) and (printed[i] or bw >= 1.5 * (x1 - x0))
+            under = bw >= 4 * bh and bw >= 0.6 * (x1 - x0) and (b[i, 0] >= y1 or ticks)
             if ring or under:
                 marks[i] = True
                 break

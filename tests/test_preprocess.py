@@ -647,3 +647,12 @@ def test_no_trace_of_a_cards_edge_is_read_as_a_character():
     r = row([[SEVEN], [TWO], [SEVEN], [TWO]])
     x = 255 - np.asarray(r.resize((round(r.width * 28 / r.height), 28), Image.BILINEAR))
     assert [len(preprocess_multi(draw_as("card_on_table", x, None, seed))) for seed in range(10)] == [4] * 10
+
+
+def test_a_forms_base_line_with_ticks_under_a_character_is_left_out():
+    # A comb drawn as a base line with ticks rising between the boxes (the benchmark's tick_comb): not the line under
+    # the writing an underline is, as its ticks rise beside the character.
+    for strokes in ([SEVEN], [TWO]):
+        x = 255 - np.asarray(draw(strokes, size=(280, 280), box=(90, 40, 100, 200), width=22).resize((28, 28)))
+        alone = preprocess(255 - x)
+        assert all(close(preprocess(draw_as("tick_comb", x, 0, seed)), alone, 0.05) for seed in range(16))
