@@ -922,7 +922,7 @@ def sloping_row(x, rng, spans=None):
     lefts = [int(a * f) for a, _ in spans]
     drops = [int(-rise * (left + ink.shape[1] / 2)) for left, ink in zip(lefts, inks)]
     top = -min(drops)
-    page = np.zeros((height + max(drops) + top, lefts[-1] + inks[-1].shape[1]), np.float32)
+    page = np.zeros((height + max(drops) + top, max(left + ink.shape[1] for left, ink in zip(lefts, inks))), np.float32)
     for ink, left, drop in zip(inks, lefts, drops):
         h, w = ink.shape
         y = top + drop
