@@ -826,7 +826,8 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
         return None
     # A sheet's edge is sharp, a shadow's or a lighting gradient's soft (measured: 0.37-0.46 against 0.04-0.22):
     # the shade's slope across the outline, per pixel of this copy, as a share of the step from surround to sheet.
-    edge = sheet & ~ndi.binary_erosion(sheet)
+    inner = ndi.binary_erosion(sheet)
+    edge = sheet & ~inner
     edge[[0, -1], :] = edge[:, [0, -1]] = False  # where the image's border cuts the sheet
     step = float(np.median(small[piece]) - np.median(small[~sheet]))
     slope = np.hypot(ndi.sobel(small, 0), ndi.sobel(small, 1)) / 8
@@ -835,7 +836,7 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     # Writing in it, well inside its edge: pixels darker than its paper by a quarter of that step, found in a finer
     # copy (a row's thin strokes on a large card leave almost no holes in this one).
     fine = _fit(gray, 512)
-    core = _resize(ndi.binary_erosion(sheet, iterations=2).astype(np.float32), fine.shape) > 0.5
+    core = _resize(ndi.binary_erosion(inner).astype(np.float32), fine.shape) > 0.5
     writing = core & (fine < np.median(fine[core]) - 0.25 * step)
     if writing.sum() < 0.001 * core.sum():
         return None
@@ -849,7 +850,7 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     f = max(gray.shape) / max(small.shape)
     box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), (ix, iy, -ix, -iy)))
     # Off the sheet: beyond its edge as found in this copy, less a pixel of it (the edge's line lies within that)
-    off = _resize((~ndi.binary_erosion(sheet)).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
+    off = _resize((~inner).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
     return box, off
 
 
