@@ -36,6 +36,9 @@ WHOLE = 1.4  # with a model to judge, one up to this wide may still be one (a sh
 # With a model to judge, up to JOIN candidates join into one character: each within JOIN_GAP of the next, together
 # up to JOIN_WIDTH wide (times the row's height)
 JOIN, JOIN_GAP, JOIN_WIDTH = 3, 0.3, 1.3
+# Two neighbours (a 0 in two arcs, each as tall as the row) may also join within PAIR_GAP, together up to JOIN_WIDTH
+# wide, when the model reads neither alone with ALONE or more
+PAIR_GAP, ALONE = 0.45, 0.8
 MIN_CHAR, MAX_CHAR = 0.15, 1.5  # with a model to judge: the narrowest and widest character (times the row's height)
 ROW_ASPECT = 1.3  # ink wider than this times its height, in several tall pieces, is a row (a hint to read it so)
 # The formats decoded (by content, whatever the name), as Pillow and as messages name them: none of Pillow's other
@@ -156,7 +159,7 @@ def _ink_channel(im: Image.Image) -> np.ndarray:
         best = max(ink, key=ink.get)  # or shows far more ink, as strong at its strongest, in strokes
         extra = dev[best] - dev["L"] > MIN_CONTRAST
         width = 4 * ndi.distance_transform_edt(extra)[extra].mean() if extra.any() else 0  # see stroke_width
-        if ink[best] < 1.25 * ink["L"] or extreme[best] < 0.8 * extreme["L"] or width > 0.1 * max(small.shape):
+        if ink[best] < 1.25 * ink["L"] or extreme[best] < 0.8 * extreme["L"] or width > 0.1 * min(small.shape[:2]):
             best = "L"
     return np.asarray(im.convert("L") if best == "L" else im.getchannel(best), dtype=np.float32) / 255
 
@@ -207,7 +210,12 @@ def _dark_ink(small: np.ndarray) -> bool:
     t = _otsu(small)
     light = float((small > t).mean())
     ring = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
-    return not (light < 0.4 and float((ring > t).mean()) < 0.25)
+    if not (light < 0.4 and float((ring > t).mean()) < 0.25):
+        return True
+    # Light strokes, or a patch of paper left lit beside a shadow over the rest: strokes are far thinner than the
+    # image (light ink measured 0.06-0.31 of its shorter side, such patches 0.65-0.71; see stroke_width).
+    lit = small > t
+    return 4 * float(ndi.distance_transform_edt(lit)[lit].mean()) > 0.45 * min(small.shape)
 
 
 def _grain(gray: np.ndarray) -> float:
@@ -840,6 +848,11 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     writing = core & (fine < np.median(fine[core]) - 0.25 * step)
     if writing.sum() < 0.001 * core.sum():
         return None
+    # A shadow over part of the paper is not a desk: the writing goes on in it (3% of the surround or more so dark;
+    # measured: desks none, shadows 13-17%)
+    around = _resize(ndi.binary_erosion(~sheet, iterations=2).astype(np.float32), fine.shape) > 0.5
+    if around.any() and (fine[around] < np.median(fine[around]) - 0.25 * step).mean() >= 0.03:
+        return None
     x0, y0, x1, y1 = _bbox(sheet)
     ix, iy = 0.04 * (x1 - x0), 0.04 * (y1 - y0)  # the sheet's edge and its shadow stay out: 4% of it across each edge
     holes = sheet & ~piece  # (the writing's box in this copy where it leaves holes, else in the finer one)
@@ -969,28 +982,37 @@ def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:
     """Joins neighbouring candidates into one character where a model is surer of it so (a skipping pen's fragments,
     a stroke broken off a 5 or a 9): of the ways to group consecutive candidates, the one whose characters'
     probabilities have the largest product. Offered: up to JOIN candidates, each close to the next, no wider than a
-    character together, and all but the tallest short beside them (two whole characters are never offered)."""
+    character together, and all but the tallest short beside them; and any two neighbours up to PAIR_GAP apart, no
+    wider than a character together, when the model is unsure of each alone (a 0's two arcs), as it is not of each
+    of two close 1s (which it also reads surely as one 1)."""
     boxes = [_bbox(m) for m in chars]
     n = len(chars)
 
-    def close(k):  # candidates k and k + 1 lie within a fragment's reach of each other (their nearest ink)
+    def close(k, reach=JOIN_GAP):  # candidates k and k + 1 lie within reach of each other (their nearest ink)
         x0, y0 = min(boxes[k][0], boxes[k + 1][0]), min(boxes[k][1], boxes[k + 1][1])
         x1, y1 = max(boxes[k][2], boxes[k + 1][2]), max(boxes[k][3], boxes[k + 1][3])
         a, b = chars[k][y0:y1, x0:x1], chars[k + 1][y0:y1, x0:x1]
-        return ndi.distance_transform_edt(~a)[b].min() <= JOIN_GAP * height
+        return ndi.distance_transform_edt(~a)[b].min() <= reach * height
 
     def fragments(k, l):  # all but the tallest of candidates k..l-1 are short beside them joined, and it is narrow
         x0, y0, x1, y1 = (f(b[i] for b in boxes[k:l]) for f, i in ((min, 0), (min, 1), (max, 2), (max, 3)))
         tall = sorted(b[3] - b[1] for b in boxes[k:l])
         return x1 - x0 <= JOIN_WIDTH * height and tall[-2] < 0.75 * (y1 - y0)
 
+    def narrow(k):  # k and k + 1 together no wider than a character
+        return max(boxes[k][2], boxes[k + 1][2]) - min(boxes[k][0], boxes[k + 1][0]) <= JOIN_WIDTH * height
+
     near = [close(k) for k in range(n - 1)]
     runs = [(k, l) for k in range(n) for l in range(k + 2, min(n, k + JOIN) + 1)
             if all(near[k:l - 1]) and fragments(k, l)]
-    if not runs:
+    pairs = [(k, k + 2) for k in range(n - 1) if narrow(k) and close(k, PAIR_GAP) and (k, k + 2) not in runs]
+    if not runs + pairs:
         return chars
-    joined = {r: np.logical_or.reduce(chars[r[0]:r[1]]) for r in runs}
-    probs = dict(zip([(k, k + 1) for k in range(n)] + runs, sure(chars + list(joined.values()))))
+    joined = {r: np.logical_or.reduce(chars[r[0]:r[1]]) for r in runs + pairs}
+    probs = dict(zip([(k, k + 1) for k in range(n)] + runs + pairs, sure(chars + list(joined.values()))))
+    for k, l in pairs:  # either read surely alone: two characters (two close 1s, which a model also reads as one 1)
+        if max(probs[k, k + 1], probs[k + 1, l]) >= ALONE:
+            del probs[k, l]
     return [chars[k] if l == k + 1 else joined[k, l] for k, l in _likeliest(probs, n)]
 
 
