@@ -632,13 +632,14 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
 
 
 def _pieces(labels: np.ndarray, row: bool = False):
-    """The pieces of ink of a labelled mask: (their boxes from _corners, the largest, which are printed marks, and
-    gap[i, j], how far apart the boxes of pieces i and j lie (<= 0 where they overlap)). A straight piece that is a
-    stroke of the pen's width is writing: up to half the largest's length, the pen's width the largest's; in a row
-    (row=True), however long (a 1), the pen's width the median of the other pieces'."""
+    """The pieces of ink of a labelled mask: (their boxes from _corners, their sizes in pixels, the largest, which are
+    printed marks, and gap[i, j], how far apart the boxes of pieces i and j lie (<= 0 where they overlap)). A straight
+    piece that is a stroke of the pen's width is writing: up to half the largest's length, the pen's width the
+    largest's; in a row (row=True), however long (a 1), the pen's width the median of the other pieces'."""
     boxes = ndi.find_objects(labels)
     b = _corners(boxes)
-    largest = int(np.argmax(np.bincount(labels.ravel())[1:]))
+    sizes = np.bincount(labels.ravel())[1:]
+    largest = int(np.argmax(sizes))
     printed = np.asarray([_printed(labels[s] == i + 1) for i, s in enumerate(boxes)])
     printed[largest] = False  # (a character drawn with straight strokes: its largest piece)
     # A short straight piece that is a stroke of the pen's width (a skipping pen's fragment of a 2's base or a 3's
@@ -654,7 +655,7 @@ def _pieces(labels: np.ndarray, row: bool = False):
         printed[i] = not (side[i] >= 2 * width and 0.6 * pen <= width <= 1.6 * pen)
     gap = np.max([b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2],
                   b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3]], axis=0)
-    return b, largest, printed, gap
+    return b, sizes, largest, printed, gap
 
 
 def _main_row(mask: np.ndarray) -> np.ndarray:
@@ -666,14 +667,13 @@ def _main_row(mask: np.ndarray) -> np.ndarray:
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2 or n > MAX_PIECES:  # (segment refuses a texture of many pieces)
         return mask
-    b, largest, printed, gap = _pieces(labels, row=True)
+    b, sizes, largest, printed, gap = _pieces(labels, row=True)
     tall, middle, across = b[:, 2] - b[:, 0], (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     # within[i, j]: half of piece j's columns or more lie within piece i's (a 7's bar over its stem)
     within = (np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])) >= \
         0.5 * (b[:, 3] - b[:, 1])[None, :]
     # A thin line twice as tall as the characters (where half the ink lies) is a box's or a table's side: it starts
     # nothing and joins nothing.
-    sizes = np.bincount(labels.ravel())[1:]
     order = np.argsort(tall)
     typical = tall[order][np.searchsorted(np.cumsum(sizes[order]), sizes.sum() / 2)]
     line = (tall > 2 * typical) & (tall >= 6 * (b[:, 3] - b[:, 1]))
@@ -716,7 +716,7 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
-    b, largest, printed, gap = _pieces(labels)
+    b, _, largest, printed, gap = _pieces(labels)
     linked = ~(printed[:, None] & printed[None, :])  # two printed marks do not bring each other in
     group = np.arange(n) == largest
     while True:  # pieces within reach of the group, until none is added
@@ -988,11 +988,11 @@ def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:
     boxes = [_bbox(m) for m in chars]
     n = len(chars)
 
-    def close(k, reach=JOIN_GAP):  # candidates k and k + 1 lie within reach of each other (their nearest ink)
+    def apart(k):  # how far apart candidates k and k + 1 lie (their nearest ink), in pixels
         x0, y0 = min(boxes[k][0], boxes[k + 1][0]), min(boxes[k][1], boxes[k + 1][1])
         x1, y1 = max(boxes[k][2], boxes[k + 1][2]), max(boxes[k][3], boxes[k + 1][3])
         a, b = chars[k][y0:y1, x0:x1], chars[k + 1][y0:y1, x0:x1]
-        return ndi.distance_transform_edt(~a)[b].min() <= reach * height
+        return ndi.distance_transform_edt(~a)[b].min()
 
     def fragments(k, l):  # all but the tallest of candidates k..l-1 are short beside them joined, and it is narrow
         x0, y0, x1, y1 = (f(b[i] for b in boxes[k:l]) for f, i in ((min, 0), (min, 1), (max, 2), (max, 3)))
@@ -1002,10 +1002,11 @@ def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:
     def narrow(k):  # k and k + 1 together no wider than a character
         return max(boxes[k][2], boxes[k + 1][2]) - min(boxes[k][0], boxes[k + 1][0]) <= JOIN_WIDTH * height
 
-    near = [close(k) for k in range(n - 1)]
+    gaps = [apart(k) for k in range(n - 1)]
+    near = [g <= JOIN_GAP * height for g in gaps]
     runs = [(k, l) for k in range(n) for l in range(k + 2, min(n, k + JOIN) + 1)
             if all(near[k:l - 1]) and fragments(k, l)]
-    pairs = [(k, k + 2) for k in range(n - 1) if narrow(k) and close(k, PAIR_GAP) and (k, k + 2) not in runs]
+    pairs = [(k, k + 2) for k in range(n - 1) if narrow(k) and gaps[k] <= PAIR_GAP * height and (k, k + 2) not in runs]
     if not runs + pairs:
         return chars
     joined = {r: np.logical_or.reduce(chars[r[0]:r[1]]) for r in runs + pairs}
