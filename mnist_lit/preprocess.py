@@ -506,6 +506,11 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     # the writing; closed ones round nothing (a row of boxes' boxes left empty)
     printed = np.zeros(n, bool)
     touched = False
+
+    def pen():  # the writing's stroke width: the median of the pieces' not mostly straight runs (0: all are)
+        widths = [_width(p) for k in np.flatnonzero(keep) if not _printed(p := labels[boxes[k]] == k + 1)]
+        return float(np.median(widths)) if widths else 0.0
+
     for i, (rows, cols) in enumerate(boxes):
         if not keep[i]:
             continue
@@ -526,11 +531,18 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         rest = (piece & ~straight).sum()
         if straight.any() and rest and not (holds[i] and rest < 0.02 * areas.max()):
             # Writing that touches a frame (a box, axes; not a frame alone round the writing, with rounded corners):
-            # the frame has lines both ways, thinner than the strokes.
-            width = _width(piece & ~straight)
+            # the frame has lines both ways, thinner than the strokes. A long frame alone (straight runs but for a
+            # few pixels at its joints: a comb's base line and ticks) has no strokes to measure: the writing's
+            # elsewhere are its measure, and what is left of it but a stroke standing on it (a 1) is its joints.
+            alone = rest < 0.05 * piece.sum() and bw >= 4 * bh
+            width = alone and pen() or _width(piece & ~straight)
             across, down = _thin_lines(piece, 1, width), _thin_lines(piece, 0, width)
             if across.any() and down.any():
-                mask[rows, cols] &= ~(across | down)
+                cut = across | down
+                if alone:
+                    left, _ = ndi.label(piece & ~cut, structure=np.ones((3, 3)))
+                    cut |= np.isin(left, np.flatnonzero(np.bincount(left.ravel())[1:] < 0.05 * piece.sum()) + 1)
+                mask[rows, cols] &= ~cut
                 touched = True
                 continue
         if mostly:
@@ -672,11 +684,24 @@ def _main_row(mask: np.ndarray) -> np.ndarray:
     # within[i, j]: half of piece j's columns or more lie within piece i's (a 7's bar over its stem)
     within = (np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])) >= \
         0.5 * (b[:, 3] - b[:, 1])[None, :]
-    # A thin line twice as tall as the characters (where half the ink lies) is a box's or a table's side: it starts
-    # nothing and joins nothing.
-    order = np.argsort(tall)
-    typical = tall[order][np.searchsorted(np.cumsum(sizes[order]), sizes.sum() / 2)]
-    line = (tall > 2 * typical) & (tall >= 6 * (b[:, 3] - b[:, 1]))
+    # A thin line twice as tall as the characters (where half the ink of the pieces not such lines lies: a box's
+    # sides may hold more than thin characters) is a box's or a table's side: it starts nothing and joins nothing.
+    upright = tall >= 6 * (b[:, 3] - b[:, 1])
+    t, s = (tall, sizes) if upright.all() else (tall[~upright], sizes[~upright])
+    order = np.argsort(t)
+    typical = t[order][np.searchsorted(np.cumsum(s[order]), s.sum() / 2)]
+    line = (tall > 2 * typical) & upright
+    # A faint side breaks into dashes: hairlines in the same columns, together half as tall again as the characters,
+    # are one too.
+    dashes = np.flatnonzero(upright & (b[:, 3] - b[:, 1] <= 0.08 * typical))
+    if len(dashes) > 1:
+        cover = np.zeros(mask.shape[1], bool)
+        for i in dashes:
+            cover[b[i, 1]:b[i, 3]] = True
+        band = ndi.label(cover)[0][b[dashes, 1]]
+        for k in np.unique(band):
+            side = dashes[band == k]
+            line[side] |= b[side, 2].max() - b[side, 0].min() > 1.5 * typical
     if line[largest] and not line.all():
         largest = int(np.argmax(np.where(line, 0, sizes)))
         printed[largest] = False

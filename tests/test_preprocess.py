@@ -667,6 +667,20 @@ def test_a_row_photographed_at_a_slant_or_small_on_a_large_card_is_read_whole():
         assert _sheet(g) is not None and len(preprocess_multi(g)) == 3, angle
 
 
+def test_a_forms_faint_comb_is_read_without_its_dashes_or_ticks():
+    # Rows drawn as the benchmark draws them, the seeds that failed: a faint box's sides thresholded into dashes, each
+    # as tall as a character, read as 1s (comb_box, width 18 and 24); a box's sides holding more ink than the thin
+    # characters, so taken for the characters' height, and read as 1s (comb_box, width 12); a comb's base line cut
+    # away from its thicker ticks, which were then read as 1s (tick_comb).
+    for kind, width, seeds in (("comb_box", 18, (3, 75, 109)), ("comb_box", 24, (82,)),
+                               ("comb_box", 12, (10, 31, 81, 87)), ("tick_comb", 18, (57, 70)),
+                               ("tick_comb", 24, (70, 83, 84))):
+        r = row([[SEVEN], [TWO], [SEVEN], [TWO]], width=width)
+        x = 255 - np.asarray(r.resize((round(r.width * 28 / r.height), 28), Image.BILINEAR))
+        for seed in seeds:
+            assert len(preprocess_multi(draw_as(kind, x, None, seed))) == 4, (kind, width, seed)
+
+
 def test_a_row_written_in_a_tall_box_is_read_without_the_boxs_sides():
     # A form's box cropped from a photo: its top and bottom lines run across the crop (and go as ruled lines), its
     # sides, a little tilted, are far taller than the characters: they are no characters, nor start the row.
