@@ -561,8 +561,10 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     writing = keep & ~frames
     if holds.sum() == 1 and writing.any():
         # The writing in the one frame that holds writing: what lies outside (the box's printed label) goes, unless
-        # the largest piece does (then the frame holds a fragment, not the character).
-        inner = _within(b, int(np.flatnonzero(holds)[0]))
+        # the largest piece does (then the frame holds a fragment, not the character). Writing across its box's edge
+        # is in it (a frame broken by faint lines ends short of its box).
+        f = int(np.flatnonzero(holds)[0])
+        inner = ((b[:, :2] < b[f, 2:]) & (b[:, 2:] > b[f, :2])).all(1)
         if inner[np.argmax(np.where(writing, areas, 0))]:
             keep &= inner | frames
     frames |= _marks_around(b, areas, keep & ~frames, one, printed)

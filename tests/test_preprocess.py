@@ -681,6 +681,21 @@ def test_a_forms_faint_comb_is_read_without_its_dashes_or_ticks():
             assert len(preprocess_multi(draw_as(kind, x, None, seed))) == 4, (kind, width, seed)
 
 
+def test_writing_across_the_end_of_a_boxs_broken_lines_is_read():
+    # A box whose top and bottom lines fade out before its right side (a faint print, photographed): the frame's ink
+    # ends inside the last character, which is still in the box, not a label beside it.
+    three = row([[SEVEN], [TWO], [SEVEN]])  # 540 x 260: characters 180 px high at x = 30, 190, 350, 120 wide
+    for end in (400, 430):
+        im = Image.new("L", (600, 300), 255)
+        im.paste(three, (20, 20))
+        d = ImageDraw.Draw(im)
+        for y in (20, 280):
+            d.line([(10, y), (end, y)], fill=0, width=2)
+        d.line([(10, 20), (10, 280)], fill=0, width=2)
+        d.line([(560, 40), (560, 260)], fill=0, width=2)
+        assert len(preprocess_multi(im)) == 3, end
+
+
 def test_a_row_written_in_a_tall_box_is_read_without_the_boxs_sides():
     # A form's box cropped from a photo: its top and bottom lines run across the crop (and go as ruled lines), its
     # sides, a little tilted, are far taller than the characters: they are no characters, nor start the row.
