@@ -507,7 +507,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     printed = np.zeros(n, bool)
     touched = False
 
-    def pen():  # the writing's stroke width: the median of the pieces' not mostly straight runs (0: all are)
+    def writing_width():  # the median stroke width of the pieces not mostly straight runs (0: all are)
         widths = [_width(p) for k in np.flatnonzero(keep) if not _printed(p := labels[boxes[k]] == k + 1)]
         return float(np.median(widths)) if widths else 0.0
 
@@ -531,17 +531,19 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         rest = (piece & ~straight).sum()
         if straight.any() and rest and not (holds[i] and rest < 0.02 * areas.max()):
             # Writing that touches a frame (a box, axes; not a frame alone round the writing, with rounded corners):
-            # the frame has lines both ways, thinner than the strokes. A long frame alone (straight runs but for a
-            # few pixels at its joints: a comb's base line and ticks) has no strokes to measure: the writing's
-            # elsewhere are its measure, and what is left of it but a stroke standing on it (a 1) is its joints.
-            alone = rest < 0.05 * piece.sum() and bw >= 4 * bh
-            width = alone and pen() or _width(piece & ~straight)
+            # the frame has lines both ways, thinner than the strokes.
+            width = _width(piece & ~straight)
             across, down = _thin_lines(piece, 1, width), _thin_lines(piece, 0, width)
-            if across.any() and down.any():
-                cut = across | down
-                if alone:
-                    left, _ = ndi.label(piece & ~cut, structure=np.ones((3, 3)))
-                    cut |= np.isin(left, np.flatnonzero(np.bincount(left.ravel())[1:] < 0.05 * piece.sum()) + 1)
+            cut = across | down if across.any() and down.any() else None
+            if rest < 0.05 * piece.sum() and bw >= 4 * bh and (pen := writing_width()):
+                # A long frame alone (straight runs but for a few pixels at its joints: a comb's base line and
+                # ticks) has no strokes to measure but those few pixels, and its ticks, thicker than its base line,
+                # were left: measured against the writing's pen, if its lines both ways leave only specks, it goes.
+                across, down = _thin_lines(piece, 1, pen), _thin_lines(piece, 0, pen)
+                left, _ = ndi.label(piece & ~(across | down), structure=np.ones((3, 3)))
+                if across.any() and down.any() and (np.bincount(left.ravel())[1:] < 0.05 * piece.sum()).all():
+                    cut = piece
+            if cut is not None:
                 mask[rows, cols] &= ~cut
                 touched = True
                 continue
@@ -686,16 +688,21 @@ def _main_row(mask: np.ndarray) -> np.ndarray:
     # within[i, j]: half of piece j's columns or more lie within piece i's (a 7's bar over its stem)
     within = (np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])) >= \
         0.5 * (b[:, 3] - b[:, 1])[None, :]
-    # A thin line twice as tall as the characters (where half the ink of the pieces not such lines lies: a box's
-    # sides may hold more than thin characters) is a box's or a table's side: it starts nothing and joins nothing.
-    upright = tall >= 6 * (b[:, 3] - b[:, 1])
-    t, s = (tall, sizes) if upright.all() else (tall[~upright], sizes[~upright])
-    order = np.argsort(t)
-    typical = t[order][np.searchsorted(np.cumsum(s[order]), s.sum() / 2)]
-    line = (tall > 2 * typical) & upright
+    # A thin line twice as tall as the characters (where half the ink lies, hairlines left out: a box's sides may hold
+    # more than thin characters) is a box's or a table's side: it starts nothing and joins nothing.
+    wide = b[:, 3] - b[:, 1]
+    upright = tall >= 6 * wide
+
+    def typical(among):  # the height at which half the ink of these pieces lies
+        order = np.argsort(tall[among])
+        return tall[among][order][np.searchsorted(np.cumsum(sizes[among][order]), sizes[among].sum() / 2)]
+
+    hair = upright & (wide <= 0.08 * typical(np.ones(n, bool)))
+    usual = typical(~hair if not hair.all() else hair)
+    line = (tall > 2 * usual) & upright
     # A faint side breaks into dashes: hairlines in the same columns, together half as tall again as the characters,
     # are one too.
-    dashes = np.flatnonzero(upright & (b[:, 3] - b[:, 1] <= 0.08 * typical))
+    dashes = np.flatnonzero(upright & (wide <= 0.08 * usual))
     if len(dashes) > 1:
         cover = np.zeros(mask.shape[1], bool)
         for i in dashes:
@@ -703,7 +710,7 @@ def _main_row(mask: np.ndarray) -> np.ndarray:
         band = ndi.label(cover)[0][b[dashes, 1]]
         for k in np.unique(band):
             side = dashes[band == k]
-            line[side] |= b[side, 2].max() - b[side, 0].min() > 1.5 * typical
+            line[side] |= b[side, 2].max() - b[side, 0].min() > 1.5 * usual
     if line[largest] and not line.all():
         largest = int(np.argmax(np.where(line, 0, sizes)))
         printed[largest] = False

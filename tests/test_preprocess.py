@@ -8,8 +8,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
 from mnist_lit.preprocess import (BOX, CENTRE, MAX_PIECES, MAX_SIDE, SIZE, STROKE_RANGE, FINE, ReadError,
-                                  _dark_ink, _fit, _ink_channel, _inside_ring, _main_group, _sheet, find_ink, ink_map,
-                                  ink_mask, load_gray, preprocess, preprocess_multi, read_gray, render, segment,
+                                  _dark_ink, _fit, _ink_channel, _inside_ring, _main_group, _main_row, _sheet, find_ink,
+                                  ink_map, ink_mask, load_gray, preprocess, preprocess_multi, read_gray, render, segment,
                                   stroke_width)
 from mnist_lit.userimages import render as draw_as
 from tests.conftest import SEVEN, TWO, draw, encoded, row
@@ -679,6 +679,17 @@ def test_a_forms_faint_comb_is_read_without_its_dashes_or_ticks():
         x = 255 - np.asarray(r.resize((round(r.width * 28 / r.height), 28), Image.BILINEAR))
         for seed in seeds:
             assert len(preprocess_multi(draw_as(kind, x, None, seed))) == 4, (kind, width, seed)
+
+
+def test_a_tall_1_among_a_skipping_pens_fragments_is_writing_not_a_boxs_side():
+    # A 1 of the pen's width, over twice as tall as the fragments that hold most of the row's ink: writing, not a
+    # side (hairlines only are left out of the characters' height).
+    mask = np.zeros((300, 800), bool)
+    mask[40:220, 100:112] = True  # the 1
+    for x in (200, 260, 420, 480):
+        mask[120:170, x:x + 12] = True  # fragments
+    mask[80:180, 320:340] = True
+    assert _main_row(mask)[40:220, 100:112].all()
 
 
 def test_writing_across_the_end_of_a_boxs_broken_lines_is_read():
