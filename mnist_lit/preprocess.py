@@ -996,6 +996,9 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
         merge(*pair)
     # The row's character height, of pieces that share columns merged (a skipping pen's fragments are not characters)
     height = float(np.percentile([b[3] - b[1] for b in boxes], 75))
+    # Most pieces fragments (a skipping pen's): the ink's height along the row (in windows twice their width) is theirs
+    if (tall := _ink_height(mask, 2 * height)) > 1.3 * height:
+        height = tall
     while (pair := shared() or fragment()) is not None:
         merge(*pair)
 
@@ -1010,6 +1013,21 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
     if sure and len(chars) > 1:
         chars = _join(chars, height, sure)
     return [(_bbox(m), m) for m in chars]
+
+
+def _ink_height(mask: np.ndarray, width: float) -> float:
+    """How tall the ink is along its row's slope, in windows of columns this wide: the median over the inked columns
+    (a broken stroke's fragments together span their character's height)."""
+    inked = mask.any(0)
+    top = np.where(inked, mask.argmax(0), np.inf)
+    bottom = np.where(inked, mask.shape[0] - mask[::-1].argmax(0), -np.inf)
+    x = np.flatnonzero(inked)
+    if len(x) > 1:  # along the row's slope (least squares through the middles of the columns' ink)
+        mid = (top[x] + bottom[x]) / 2
+        lift = np.cov(x, mid)[0, 1] / np.var(x, ddof=1) * np.arange(len(inked))
+        top, bottom = top - lift, bottom - lift
+    size = max(1, int(width))
+    return float(np.median((ndi.maximum_filter1d(bottom, size) - ndi.minimum_filter1d(top, size))[inked]))
 
 
 def _join(chars: list[np.ndarray], height: float, sure) -> list[np.ndarray]:

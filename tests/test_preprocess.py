@@ -475,6 +475,21 @@ def test_with_a_model_to_judge_a_character_in_two_pieces_each_as_tall_as_it_is_j
     assert len(segment(mask)) == 7  # without a model, each arc is a character
 
 
+def test_a_row_of_characters_all_in_fragments_is_measured_by_its_inks_height_not_theirs():
+    # A skipping pen's row: every character a slanted stroke 100 px tall broken into three fragments 30 px tall that
+    # share no columns, on a row drifting down: the characters' height is the ink's along the row, and each
+    # character's fragments join (measured by the pieces alone, 30 px, each fragment was a character).
+    mask = np.zeros((200, 420), bool)
+    for k in range(4):
+        for part in range(3):
+            for y in range(10 + 35 * part, 40 + 35 * part):
+                x = 20 + 100 * k + (120 - y) // 4
+                mask[y + 15 * k, x:x + 4] = True
+    assert ndi.label(mask, structure=np.ones((3, 3)))[1] == 12
+    cols = [np.flatnonzero(mask[:, 100 * k:100 * k + 100].any(0)) + 100 * k for k in range(4)]
+    assert [(box[0], box[2]) for box, _ in segment(mask)] == [(c[0], c[-1] + 1) for c in cols]
+
+
 def test_a_huge_image_is_reduced_while_decoding_and_read_as_the_small_one(tmp_path):
     im = row([[SEVEN], [TWO], [SEVEN]])  # 510 x 260
     small = preprocess_multi(im)
