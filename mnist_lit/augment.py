@@ -26,7 +26,7 @@ class Augment:
     """
 
     def __init__(self, translate=0.0, degrees=0.0, scale=0.0, shear=0.0, elastic_alpha=0.0, elastic_sigma=4.0,
-                 elastic_grid=0, stroke=0.0, blur=0.0, lowres=0.0, styles=0.0, seed=0):
+                 elastic_grid=0, stroke=0.0, blur=0.0, lowres=0.0, styles=0.0, gaps=0.0, seed=0):
         self.translate, self.degrees, self.scale, self.shear = translate, degrees, scale, shear
         # Simard et al. (2003): a uniform random displacement field smoothed by a Gaussian of elastic_sigma
         # pixels, scaled by elastic_alpha pixels. elastic_grid=N draws the field on an NxN grid of control points
@@ -36,8 +36,9 @@ class Augment:
         # blurred and made crisp again at a random level (as mnist_lit.preprocess binarises a blurred photo: bolder
         # or thinner, holes filled); lowres: the fraction drawn at 8-16 px and enlarged smoothly (as preprocess
         # draws a character a few pixels tall); styles: the fraction of ones given a flag (and sometimes a foot),
-        # and of sevens given a bar across the stem.
+        # and of sevens given a bar across the stem; gaps: the fraction whose strokes a pen running dry breaks.
         self.stroke, self.blur, self.lowres, self.styles, self.seed = stroke, blur, lowres, styles, seed
+        self.gaps = gaps
         self._key, self._generator, self._matrices = None, None, {}
 
     def __repr__(self):
@@ -62,6 +63,8 @@ class Augment:
             x = self._degrade(x, g)
         if self.stroke:
             x = self._stroke(x, g)
+        if self.gaps:
+            x = self._gaps(x, g)
         return x
 
     def _warp(self, x, g):
@@ -178,6 +181,21 @@ class Augment:
             out[idx] = up / up.amax((1, 2, 3), keepdim=True).clamp(min=0.3)  # full-strength ink, as preprocess
         return out
 
+    def _gaps(self, x, g):
+        """Breaks the strokes of a `gaps` fraction of the images: a coarse random field, enlarged smoothly, erases
+        the 10-30% of the canvas where it is lowest (short gaps of a few pixels along each stroke)."""
+        b, c, h, w = x.shape
+        idx = (torch.rand(b, generator=g, device=x.device) < self.gaps).nonzero().flatten()
+        if not len(idx):
+            return x
+        field = torch.randn(len(idx), 1, 8, 8, generator=g, device=x.device, dtype=x.dtype)
+        field = F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False).flatten(1)
+        share = torch.empty(len(idx), 1, device=x.device, dtype=x.dtype).uniform_(0.1, 0.3, generator=g)
+        level = field.sort(1).values.gather(1, (share * h * w).long())
+        out = x.clone()
+        out[idx] = x[idx] * ((field - level) * 4).clamp(0, 1).view(len(idx), 1, h, w)  # soft-edged, as ink fades
+        return out
+
     def _styles(self, x, y, classes, g):
         """Ones with a flag and often a foot, sevens with a bar across the stem, drawn in their own stroke width."""
         names = [str(c) for c in classes]
@@ -247,4 +265,4 @@ def make(augment, seed=0):
     except TypeError as e:
         raise ValueError(f"bad data.augment={dict(augment)} ({e}): the settings are translate, degrees, "
                          f"scale, shear, elastic_alpha, elastic_sigma, elastic_grid, stroke, blur, lowres, "
-                         f"styles") from None
+                         f"styles, gaps") from None

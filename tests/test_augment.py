@@ -1,6 +1,8 @@
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
+from scipy import ndimage as ndi
 
 from mnist_lit.augment import PRESETS, Augment, make
 from mnist_lit.data import DataError, MNISTDataModule
@@ -117,6 +119,18 @@ def test_blur_is_made_crisp_again_and_lowres_stays_soft():
     # As preprocess draws them: a blurred photo binarised (crisp), a character a few pixels tall from its gray.
     assert soft(blurred).mean() < 0.5 < soft(small).mean()
     assert (small.flatten(1).amax(1) > 0.99).all()
+
+
+def test_gaps_break_the_strokes_of_their_share_of_the_images():
+    x = torch.zeros(200, 1, 28, 28)
+    x[:, 0, 4:24, 12:15] = 1.0  # a "1": a bar three pixels wide
+    out = Augment(gaps=0.5, seed=0)(x)
+    changed = (out != x).flatten(1).any(1)
+    assert 0.35 < changed.float().mean() < 0.65 and (out <= x).all()  # ink only taken away, from about half
+    lost = ((out < 0.5) & (x > 0.5)).flatten(1).sum(1).float()[changed] / 60
+    assert 0.1 < lost.mean() < 0.35
+    pieces = [ndi.label(o[0].numpy() > 0.5)[1] for o in out[changed]]
+    assert np.mean([p >= 2 for p in pieces]) > 0.4  # short gaps along the stroke, as a pen running dry leaves
 
 
 def test_styles_give_ones_a_flag_and_sevens_a_bar_and_leave_other_digits_alone():
