@@ -37,8 +37,8 @@ class Augment:
         # or thinner, holes filled); lowres: the fraction drawn at 8-16 px and enlarged smoothly (as preprocess
         # draws a character a few pixels tall); styles: the fraction of ones given a flag (and sometimes a foot),
         # and of sevens given a bar across the stem; gaps: the fraction whose strokes a pen running dry breaks.
-        self.stroke, self.blur, self.lowres, self.styles, self.seed = stroke, blur, lowres, styles, seed
-        self.gaps = gaps
+        self.stroke, self.blur, self.lowres, self.styles, self.gaps = stroke, blur, lowres, styles, gaps
+        self.seed = seed
         self._key, self._generator, self._matrices = None, None, {}
 
     def __repr__(self):

@@ -996,7 +996,7 @@ def segment(mask: np.ndarray, sure=None) -> list[tuple[tuple[int, int, int, int]
         merge(*pair)
     # The row's character height, of pieces that share columns merged (a skipping pen's fragments are not characters)
     height = float(np.percentile([b[3] - b[1] for b in boxes], 75))
-    # Most pieces fragments (a skipping pen's): the ink's height along the row (in windows twice their width) is theirs
+    # Most pieces fragments (a skipping pen's): the ink's height along the row (windows twice as wide as that) is theirs
     if (tall := _ink_height(mask, 2 * height)) > 1.3 * height:
         height = tall
     while (pair := shared() or fragment()) is not None:
