@@ -301,6 +301,15 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     sizes = np.asarray([max(rows.stop - rows.start, cols.stop - cols.start) for rows, cols in boxes])
     bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
     chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
+    # So are three or more hollow marks alike (size within 10% or 2 px, ink within 15%): an app's sidebar of icons,
+    # a form's checkboxes, printed far darker than a light pen's writing beside them.
+    alike = np.flatnonzero(big)
+    shape = np.asarray([(boxes[i][0].stop - boxes[i][0].start, boxes[i][1].stop - boxes[i][1].start) for i in alike])
+    alike = alike[((np.abs(shape[:, None] - shape[None]) <= np.maximum(2, 0.1 * shape[:, None])).all(2) &
+                   (np.abs(mass[alike, None] - mass[None, alike]) <= 0.15 * mass[alike, None])).sum(1) > 2]
+    for i in alike:
+        piece = labels[boxes[i]] == i + 1
+        chrome[i] |= ndi.binary_fill_holes(piece).sum() >= 2 * piece.sum()
     writing = (big & ~chrome).any()
     if writing:
         mass[chrome] = 0

@@ -171,6 +171,20 @@ def test_a_sidebar_of_icons_alike_is_never_the_character_but_a_row_of_typed_ones
     assert len(preprocess_multi(typed)) == 3
 
 
+@pytest.mark.parametrize("pen", [(115, 180, 255), (240, 115, 165)])
+def test_a_light_pen_beside_a_sidebar_of_dark_icons_is_not_taken_for_paper(pen):
+    # Sky blue, pink: a third of the black icons' contrast in the luminance, and a fine pen's 2 has about an icon's
+    # ink: the icons, not the 2, would set the strokes' darkness, and the 2 fall under half of it.
+    base = preprocess(draw([TWO], width=6))
+    page = draw([TWO], size=(1000, 750), box=(550, 450, 100, 180), width=6, ink=pen, paper=(250, 250, 245),
+                mode="RGB")
+    d = ImageDraw.Draw(page)
+    d.text((110, 20), "Quiz 3", fill=(25, 25, 25), font=ImageFont.load_default(size=34))
+    for y in range(120, 600, 80):
+        d.rectangle([25, y, 65, y + 40], outline=(25, 25, 25), width=4)
+    assert close(preprocess(page), base)
+
+
 @pytest.mark.parametrize("gaps, pieces", [((0.2, 0.45, 0.7), 3), ((0.3, 0.6, 0.8, 0.9), 5)])
 def test_a_character_drawn_by_a_pen_that_skips_is_read_whole(gaps, pieces):
     # Gaps 28 px wide (a sixth of the 2's height) leave pieces farther apart than 0.3 of the largest piece's size:
