@@ -137,6 +137,13 @@ def test_a_ring_touching_the_writing_is_cut_away_but_a_0_an_8_and_a_slashed_0_st
     for m in (mask(zero), mask([100, 30, 200, 140], [90, 130, 210, 270]),  # a 0, an 8
               mask(zero, slash=[(215, 25), (85, 275)])):  # a 0 slashed through (its ring no longer an ellipse)
         assert (_inside_ring(m) == m).all()
+    bold = Image.new("L", (300, 300), 255)  # a bold 8 drawn boxy (or blurred): an ellipse, its loops small in its ink
+    d = ImageDraw.Draw(bold)
+    d.rounded_rectangle([60, 40, 240, 270], 60, fill=0)
+    d.ellipse([110, 70, 215, 120], fill=255)
+    d.ellipse([85, 150, 215, 245], fill=255)
+    m = np.asarray(bold) < 128
+    assert (_inside_ring(m) == m).all()
 
 
 def test_marks_far_from_a_single_character_are_left_out():
