@@ -284,6 +284,14 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     return ink, scale, noise
 
 
+def _alike(size: np.ndarray, ink: np.ndarray, which=slice(None)) -> np.ndarray:
+    """Which marks (of `which`) have two others or more alike: their sizes (height, width) each within 10% or 2 px,
+    their ink within 15%."""
+    s, m = size[which], ink[which]
+    return ((np.abs(s[:, None] - size[None]) <= np.maximum(2, 0.1 * s[:, None])).all(2) &
+            (np.abs(m[:, None] - ink[None]) <= 0.15 * m[:, None])).sum(1) > 2
+
+
 def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     """Smoothed ink map's sample -> (the paper's level, the strokes' full darkness, the pixels of an app's chrome
     when nothing else stands out, else None)."""
@@ -301,13 +309,11 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     sizes = np.asarray([max(rows.stop - rows.start, cols.stop - cols.start) for rows, cols in boxes])
     bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
     chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
-    # So are three or more hollow marks alike (size within 10% or 2 px, ink within 15%): an app's sidebar of icons,
-    # a form's checkboxes, printed far darker than a light pen's writing beside them.
-    alike = np.flatnonzero(big)
-    shape = np.asarray([(boxes[i][0].stop - boxes[i][0].start, boxes[i][1].stop - boxes[i][1].start) for i in alike])
-    alike = alike[((np.abs(shape[:, None] - shape[None]) <= np.maximum(2, 0.1 * shape[:, None])).all(2) &
-                   (np.abs(mass[alike, None] - mass[None, alike]) <= 0.15 * mass[alike, None])).sum(1) > 2]
-    for i in alike:
+    # So are three or more hollow marks alike: an app's sidebar of icons, a form's checkboxes, printed far darker than
+    # a light pen's writing beside them.
+    among = np.flatnonzero(big)
+    shape = np.asarray([(boxes[i][0].stop - boxes[i][0].start, boxes[i][1].stop - boxes[i][1].start) for i in among])
+    for i in among[_alike(shape, mass[among])]:
         piece = labels[boxes[i]] == i + 1
         chrome[i] |= ndi.binary_fill_holes(piece).sum() >= 2 * piece.sum()
     writing = (big & ~chrome).any()
@@ -561,10 +567,9 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
             # edge.
             spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40 or \
                 _bar(rows, cols, h, w)
-            # Three or more printed marks alike (size within 10% or 2 px, ink within 15%) are not one character's ink
-            # (an app's sidebar of icons, a form's checkboxes); a row of them may be (typed 1s).
-            alike = one and ((np.abs(size - size[i]) <= np.maximum(2, 0.1 * size[i])).all(1) &
-                             (np.abs(areas - areas[i]) <= 0.15 * areas[i])).sum() > 2
+            # Three or more printed marks alike are not one character's ink (an app's sidebar of icons, a form's
+            # checkboxes); a row of them may be (typed 1s).
+            alike = one and _alike(size, areas, [i])[0]
             frames[i] = holds[i] or spans or alike
     if touched:  # the pieces have changed: judge them again
         return clean(mask, one)
