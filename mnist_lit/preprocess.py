@@ -309,17 +309,22 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     sizes = np.asarray([max(rows.stop - rows.start, cols.stop - cols.start) for rows, cols in boxes])
     bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
     chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
-    # So are three or more hollow marks alike: an app's sidebar of icons, a form's checkboxes, printed far darker than
-    # a light pen's writing beside them.
-    among = np.flatnonzero(big)
-    shape = np.asarray([(boxes[i][0].stop - boxes[i][0].start, boxes[i][1].stop - boxes[i][1].start) for i in among])
-    for i in among[_alike(shape, mass[among])]:
-        piece = labels[boxes[i]] == i + 1
-        chrome[i] |= ndi.binary_fill_holes(piece).sum() >= 2 * piece.sum()
     writing = (big & ~chrome).any()
     if writing:
         mass[chrome] = 0
-    peak = float(np.percentile(sample[np.isin(labels, np.flatnonzero(mass >= 0.5 * mass.max()) + 1)], 75))
+
+    def darkness(mass):  # the 75th percentile of the pieces with half the most ink or more
+        return float(np.percentile(sample[np.isin(labels, np.flatnonzero(mass >= 0.5 * mass.max()) + 1)], 75))
+
+    peak = darkness(mass)
+    # Three or more hollow marks alike (an app's sidebar of icons, a form's boxes) printed darker than a light pen's
+    # writing beside them do not set its darkness either.
+    among = np.flatnonzero(big & (mass > 0))
+    shape = np.asarray([(boxes[i][0].stop - boxes[i][0].start, boxes[i][1].stop - boxes[i][1].start) for i in among])
+    icons = [i for i in among[_alike(shape.reshape(-1, 2), mass[among])]
+             if ndi.binary_fill_holes(piece := labels[boxes[i]] == i + 1).sum() >= 2 * piece.sum()]
+    if icons and len(icons) < len(among):
+        peak = min(peak, darkness(np.where(np.isin(np.arange(n), icons), 0, mass)))
     # Only chrome stands out: a bar, or several blobs (not one blob: a thick or blurred 0 is one).
     only = not writing and ((big & bars).any() or (big & chrome).sum() >= 2)
     return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
