@@ -306,7 +306,9 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     # An app's chrome does not count: a dark toolbar along the edge, solid colour swatches (a stroke is far thinner
     # than it is long).
     depth = 2 * ndi.maximum(ndi.distance_transform_edt(np.pad(labels > 0, 1))[1:-1, 1:-1], labels, np.arange(1, n + 1))
-    sizes = np.asarray([max(rows.stop - rows.start, cols.stop - cols.start) for rows, cols in boxes])
+    b = _corners(boxes)
+    shape = b[:, 2:] - b[:, :2]  # (height, width)
+    sizes = shape.max(1)
     bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
     chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
     writing = (big & ~chrome).any()
@@ -320,11 +322,12 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     # Three or more hollow marks alike (an app's sidebar of icons, a form's boxes) printed darker than a light pen's
     # writing beside them do not set its darkness either.
     among = np.flatnonzero(big & (mass > 0))
-    shape = np.asarray([(boxes[i][0].stop - boxes[i][0].start, boxes[i][1].stop - boxes[i][1].start) for i in among])
-    icons = [i for i in among[_alike(shape.reshape(-1, 2), mass[among])]
+    icons = [i for i in among[_alike(shape[among], mass[among])]
              if ndi.binary_fill_holes(piece := labels[boxes[i]] == i + 1).sum() >= 2 * piece.sum()]
     if icons and len(icons) < len(among):
-        peak = min(peak, darkness(np.where(np.isin(np.arange(n), icons), 0, mass)))
+        rest = mass.copy()
+        rest[icons] = 0
+        peak = min(peak, darkness(rest))
     # Only chrome stands out: a bar, or several blobs (not one blob: a thick or blurred 0 is one).
     only = not writing and ((big & bars).any() or (big & chrome).sum() >= 2)
     return level, peak, np.isin(labels, np.flatnonzero(chrome) + 1) if only else None
@@ -663,8 +666,8 @@ def _inside_ring(mask: np.ndarray) -> np.ndarray:
         return mask
     # Inside a ring, paper (under a third inked) begins within a few pixels of where its band stops being full
     # (measured: 0-2 px); a fat character's ink (a blurred or bold 8, its loops small) thins out over more (6-7).
-    full, paper = inked[1:] >= 0.9, inked[1:] < 0.35
-    if not paper.any() or np.argmax(paper) - np.argmax(~full) > 4:
+    thinning, paper = inked[1:] < 0.9, inked[1:] < 0.35
+    if not paper.any() or np.argmax(paper) - np.argmax(thinning) > 4:
         return mask
     out = mask.copy()
     out[rows, cols] &= ~(piece & ~inner)
