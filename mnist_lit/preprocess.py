@@ -773,25 +773,34 @@ def _main_group(mask: np.ndarray) -> np.ndarray:
     far) of it, or of a piece so added (a faint or broken character's fragments); marks farther away (a printed label
     or question number beside it, an app's toolbar and icons, a phone's home bar, a page number) are left out. A
     printed mark (a bar, an outlined icon) near the character joins it, but does not bring in the marks near itself
-    (an app's sidebar), nor counts in its size; a short stroke of the pen's width is writing, not a printed mark."""
+    (an app's sidebar), nor counts in its size; a short stroke of the pen's width is writing, not a printed mark.
+    When the group so found holds under half the writing's ink (a pen that skips: its largest fragment no larger
+    than the others), it grows again from every piece of writing with a third of the largest's ink or more."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n < 2:
         return mask
-    b, _, largest, printed, gap = _pieces(labels)
+    b, sizes, largest, printed, gap = _pieces(labels)
     linked = ~(printed[:, None] & printed[None, :])  # two printed marks do not bring each other in
-    group = np.arange(n) == largest
-    while True:  # pieces within reach of the group, until none is added
-        writing = b[group & ~printed]
-        lo, hi = writing[:, :2].min(0), writing[:, 2:].max(0)
-        size = (hi - lo).max()
-        # Twice as far for a piece of writing that leaves the character no wider than tall (a broken stroke's
-        # fragment above or below), not for one beside it (a question number, a label).
-        joined = np.maximum(hi, b[:, 2:]) - np.minimum(lo, b[:, :2])
-        reach = np.where(~printed & (joined[:, 1] <= joined[:, 0]), 0.6, 0.3) * size
-        near = ((gap[group] <= reach) & linked[group]).any(0) & ~group
-        if not near.any():
-            return np.isin(labels, np.flatnonzero(group) + 1)
-        group |= near
+
+    def grow(group):
+        while True:  # pieces within reach of the group, until none is added
+            writing = b[group & ~printed]
+            lo, hi = writing[:, :2].min(0), writing[:, 2:].max(0)
+            size = (hi - lo).max()
+            # Twice as far for a piece of writing that leaves the character no wider than tall (a broken stroke's
+            # fragment above or below), not for one beside it (a question number, a label).
+            joined = np.maximum(hi, b[:, 2:]) - np.minimum(lo, b[:, :2])
+            reach = np.where(~printed & (joined[:, 1] <= joined[:, 0]), 0.6, 0.3) * size
+            near = ((gap[group] <= reach) & linked[group]).any(0) & ~group
+            if not near.any():
+                return group
+            group |= near
+
+    group = grow(np.arange(n) == largest)
+    big = ~printed & (sizes >= sizes[largest] / 3)
+    if sizes[group & ~printed].sum() < 0.5 * sizes[~printed].sum() and (big & ~group).any():
+        group = grow(big)
+    return np.isin(labels, np.flatnonzero(group) + 1)
 
 
 def stroke_width(fine: np.ndarray) -> float:
@@ -865,10 +874,23 @@ def preprocess(image, framing: str = "mnist") -> np.ndarray:
 
 
 def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """A sheet of paper lying on something darker (a note or card on a desk): its box in gray, inset from its edge,
-    and the pixels of the box off the sheet (a tilted sheet's corners); None when the paper fills the image."""
+    """A sheet of paper lying on something darker (a note or card on a desk), a phone's screen, a dark board: its box
+    in gray, inset from its edge, and the pixels of the box off the sheet (a tilted sheet's corners); None when the
+    paper fills the image."""
     small = _fit(gray, 128)
-    light = small > _otsu(small)
+    t = _otsu(small)
+    # Three looks: paper lighter than all round it; a screen in a phone's dark body on a lighter desk (the screen's
+    # level is then among the light pixels); a dark screen or board with light writing on a lighter desk.
+    for g, s, light, look in ((gray, small, small > t, "paper"), (gray, small, small > _otsu(small[small > t]),
+                              "screen"), (1 - gray, 1 - small, small < t, "dark")):
+        found = _sheet_at(g, s, light, look)
+        if found is not None:
+            return found
+    return None
+
+
+def _sheet_at(gray: np.ndarray, small: np.ndarray, light: np.ndarray, look: str):
+    """_sheet for the paper's pixels `light` in small (gray reduced, inverted for the "dark" look)."""
     labels, n = ndi.label(light)
     if n == 0:
         return None
@@ -903,26 +925,55 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     if not edge.any() or step <= 0 or np.median(slope[edge]) < 0.3 * step:
         return None
     # Writing in it, well inside its edge: pixels darker than its paper by a quarter of that step, found in a finer
-    # copy (a row's thin strokes on a large card leave almost no holes in this one).
+    # copy (a row's thin strokes on a large card leave almost no holes in this one); on a dark screen or board, by
+    # the whole step (light writing is lighter than the desk; a shadow's lighter edge is not).
     fine = _fit(gray, 512)
     core = _resize(ndi.binary_erosion(inner).astype(np.float32), fine.shape) > 0.5
-    writing = core & (fine < np.median(fine[core]) - 0.25 * step)
+    writing = core & (fine < np.median(fine[core]) - (1 if look == "dark" else 0.25) * step)
     if writing.sum() < 0.001 * core.sum():
         return None
-    # A shadow over part of the paper is not a desk: the writing goes on in it (3% of the surround or more so dark;
-    # measured: desks none, shadows 13-17%)
+    # A shadow over part of the paper is not a desk: the writing goes on in it (3% of the surround or more as dark,
+    # against the surround's shade, as writing is on the sheet; measured: desks none, shadows 13-17%). A dark frame
+    # hugging the sheet (a piece of it along half its outline or more: a phone's body round its screen) is not
+    # writing; a look for a screen within a frame needs one along 70% of it (all round, but where the photo cuts it).
     around = _resize(ndi.binary_erosion(~sheet, iterations=2).astype(np.float32), fine.shape) > 0.5
-    if around.any() and (fine[around] < np.median(fine[around]) - 0.25 * step).mean() >= 0.03:
+    framed = False
+    if around.any():
+        # (the frame darker than the desk by a tenth of the step, found up to the sheet: a thin one lies within
+        # `around`'s margin)
+        beyond = _resize((~sheet).astype(np.float32), fine.shape) > 0.5
+        desk = np.median(fine[around])
+        labels, _ = ndi.label(beyond & (fine < desk - 0.1 * step), structure=np.ones((3, 3)))
+        hug = beyond & (_resize((ndi.binary_dilation(sheet, iterations=4)).astype(np.float32), fine.shape) > 0.5)
+        hugging = np.bincount(labels[hug], minlength=labels.max() + 1)[1:] / max(1, hug.sum())
+        framed = bool((hugging >= 0.7).any())
+        rest = around & ~np.r_[False, hugging >= 0.5][labels]
+        marks = rest & (fine < desk - 0.25 * step)
+        if look != "paper":  # a desk near the screen's shade, in a room's uneven light: a mark stands out from
+            # the desk near it (in a box an eighth of the image across), either way, by more than the desk's grain
+            near = ndi.uniform_filter(fine * rest, 65) / (ndi.uniform_filter(rest.astype(np.float32), 65) + 1e-6)
+            noise = 4.5 * np.median(np.abs(fine - near)[rest]) if rest.any() else 0  # (3 standard deviations)
+            marks = rest & (np.abs(fine - near) > max(0.25 * step, noise))
+        if marks.sum() >= 0.03 * around.sum():
+            return None
+    # A screen is lit: far lighter than the desk (measured: phones' screens 0.21 or more over 100 validation images;
+    # a form's faint printed box round paper lit a little unevenly, 0.08-0.12)
+    if look == "screen" and not (framed and step >= 0.15):
         return None
     x0, y0, x1, y1 = _bbox(sheet)
-    ix, iy = 0.04 * (x1 - x0), 0.04 * (y1 - y0)  # the sheet's edge and its shadow stay out: 4% of it across each edge
+    # Its sides, but those the photo's edge cuts (a quarter of the sheet's extent along it or more: a long receipt,
+    # a page filling the photo): the sheet's edge and its shadow stay out, 4% of it across each; 1% within a frame
+    # (no shadow: a phone's screen, written on up to its edges).
+    sides = np.asarray([sheet[:, 0].sum() / (y1 - y0), sheet[0].sum() / (x1 - x0), sheet[:, -1].sum() / (y1 - y0),
+                        sheet[-1].sum() / (x1 - x0)]) < 0.25
+    inset = sides * (0.01 if framed else 0.04) * np.asarray([x1 - x0, y1 - y0] * 2)
     holes = sheet & ~piece  # (the writing's box in this copy where it leaves holes, else in the finer one)
     r = max(small.shape) / max(fine.shape)
     hx0, hy0, hx1, hy1 = _bbox(holes) if holes.any() else (v * r for v in _bbox(writing))
-    if min(hx0 - x0, x1 - hx1) < 2 * ix or min(hy0 - y0, y1 - hy1) < 2 * iy:  # writing runs to the edge: a shadow's
-        return None
+    if not framed and (np.asarray([hx0 - x0, hy0 - y0, x1 - hx1, y1 - hy1]) < 2 * inset).any():  # writing runs
+        return None  # to the edge: a shadow's
     f = max(gray.shape) / max(small.shape)
-    box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), (ix, iy, -ix, -iy)))
+    box = tuple(int(round((v + d) * f)) for v, d in zip((x0, y0, x1, y1), inset * [1, 1, -1, -1]))
     # Off the sheet: beyond its edge as found in this copy, less a pixel of it (the edge's line lies within that)
     off = _resize((~inner).astype(np.float32), gray.shape)[box[1]:box[3], box[0]:box[2]] > 0.5
     return box, off
@@ -931,9 +982,10 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
 def find_ink(gray: np.ndarray, one: bool = False) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
     """ink_map and ink_mask of a gray image: (ink, scale, mask, where in gray the ink map starts (x, y)).
 
-    A sheet photographed on a darker desk is read inside its edges. Writing that spans under ZOOM of a page larger
-    than the working size is found again in a crop of the page around it (the writing's size on each side), so it
-    is read from all the pixels it has, not the few it keeps when the whole page is reduced.
+    A sheet photographed on a darker desk (a phone's screen, a dark board on a lighter one) is read inside its edges.
+    Writing that spans under ZOOM of a page larger than the working size is found again in a crop of the page around
+    it (the writing's size on each side), so it is read from all the pixels it has, not the few it keeps when the
+    whole page is reduced.
     """
     left = top = 0
     sheet = _sheet(gray)

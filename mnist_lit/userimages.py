@@ -935,16 +935,159 @@ def sloping_row(x, rng, spans=None):
                    quality=int(rng.integers(60, 90)))
 
 
+def _framed(rgb, rng, fill, surround, angle):
+    """A sheet or screen (RGB) in a photo of its surround: filling `fill` (a range) of the photo on each side, turned
+    by up to `angle` degrees, cut by the photo's edges wherever it runs past them."""
+    h, w = rgb.shape[:2]
+    f = rng.uniform(*fill)
+    photo = np.broadcast_to(np.asarray(surround, np.float32), (int(h / f), int(w / f), 3)).copy()
+    on = np.zeros(photo.shape[:2], np.float32)
+    top, left = int(rng.integers(0, photo.shape[0] - h + 1)), int(rng.integers(0, photo.shape[1] - w + 1))
+    photo[top:top + h, left:left + w] = rgb
+    on[top:top + h, left:left + w] = 1
+    a = rng.uniform(-angle, angle)
+    photo = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(photo, 2, 0)], 2)
+    on = ndi.rotate(on, a, order=1, reshape=False)[..., None]
+    return photo * on + np.asarray(surround, np.float32) * (1 - on)
+
+
+def screen_photo(x, rng):
+    """A phone photo of a laptop's screen showing a drawing app (dark mode in 30%): moire bands, the screen's bluish
+    glow, the black bezel round it, turned a little, slightly blurred, JPEG."""
+    h = _height(rng, 80, 220)
+    ink = _page(np.pad(_crop(pen(x, h)), h // 4), rng, (0.2, 1.0))  # drawn away from the canvas's edges
+    paper, colour = ((0.88, 0.92, 1.0), (0.05, 0.05, 0.08)) if rng.random() >= 0.3 else \
+        ((0.12, 0.13, 0.16), (0.9, 0.92, 0.95))
+    rgb = _paint(ink, paper, colour)
+    yy, xx = np.mgrid[:ink.shape[0], :ink.shape[1]]
+    # Moire: the screen's pixel grid and the camera's, at nearly the same pitch and angle, beat into broad bands.
+    p, a, d = rng.uniform(2.0, 3.5), rng.uniform(0, np.pi), rng.uniform(0.02, 0.08)
+    g1 = np.cos(2 * np.pi * (np.cos(a) * xx + np.sin(a) * yy) / p)
+    g2 = np.cos(2 * np.pi * (np.cos(a + d) * xx + np.sin(a + d) * yy) / (p * rng.uniform(0.97, 1.03)))
+    moire = ndi.gaussian_filter(g1 * g2, p)  # the camera keeps the beat, not the gratings
+    rgb = rgb * (1 + rng.uniform(0.05, 0.15) * moire / (np.abs(moire).max() + 1e-6))[..., None]
+    rgb = _framed(rgb, rng, (0.75, 0.95), (0.06, 0.06, 0.07), 6)  # the bezel (and the room) round it
+    rgb = ndi.gaussian_filter(rgb, (rng.uniform(0.5, 1.2),) * 2 + (0,))
+    return _encode(_noise(_lighting(rgb, rng, rng.uniform(0.1, 0.35)), rng, 0.025), "JPEG", "RGB",
+                   quality=int(rng.integers(50, 85)))
+
+
+def brush(x, rng):
+    """A brush pen: strokes that swell and thin with the pressure along them, scanned (PNG) or photographed (JPEG)."""
+    h = _height(rng, 90, 240)
+    up = _fit(x.astype(np.float32) / 255, (h, round(h * x.shape[1] / x.shape[0])))
+    dist = ndi.distance_transform_edt(~_skeleton(up > 0.5))
+    press = ndi.gaussian_filter(rng.normal(0, 1, up.shape), 0.08 * h)
+    radius = h * (0.008 + 0.05 * (press - press.min()) / (np.ptp(press) + 1e-9))
+    ink = _page(_crop(np.clip(radius + 0.5 - dist, 0, 1).astype(np.float32)), rng, (0.3, 1.2))
+    rgb = _paint(ink, (0.96, 0.95, 0.92), _pen_colour(rng))
+    if rng.random() < 0.5:
+        return _encode(_noise(rgb, rng, 0.02), "PNG", "RGB")
+    return _encode(_noise(_lighting(rgb, rng, 0.2), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
+def page_edge(x, rng):
+    """A phone photo of a page that nearly fills it: the desk showing along one or two edges, the page turned a
+    little, grain and uneven light, JPEG."""
+    h = _height(rng, 80, 220)
+    ink = _page(np.pad(_crop(pen(x, h)), h // 4), rng, (0.2, 1.0))  # written away from the page's edges
+    grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
+    rgb = _paint(ink, np.asarray((0.88, 0.87, 0.83)) + grain, _pen_colour(rng))
+    desk = [(0.45, 0.32, 0.2), (0.3, 0.22, 0.15), (0.25, 0.25, 0.27), (0.1, 0.1, 0.12)][int(rng.integers(4))]
+    rgb = ndi.gaussian_filter(_framed(rgb, rng, (0.8, 0.95), desk, 5), (rng.uniform(0.3, 1.0),) * 2 + (0,))
+    return _encode(_noise(_lighting(rgb, rng, rng.uniform(0.1, 0.35)), rng, 0.03), "JPEG", "RGB",
+                   quality=int(rng.integers(50, 90)))
+
+
+def receipt(x, rng):
+    """A till receipt photographed on a table: a narrow strip running off the photo's top and bottom, faint printed
+    lines above and below the handwritten digit, turned up to 8 degrees, JPEG."""
+    ink = _crop(pen(x, _height(rng, 70, 180)))
+    h, w = ink.shape[0], ink.shape[1] + int(ink.shape[0] * rng.uniform(1.5, 3))
+    H = int(h * rng.uniform(3, 5))
+    strip = np.zeros((H, w), np.float32)
+    top, left = int(H * rng.uniform(0.3, 0.4)), int((w - ink.shape[1]) * rng.uniform(0.2, 0.8))
+    strip[top:top + h, left:left + ink.shape[1]] = ink
+    printed = np.zeros_like(strip)
+    t = max(2, h // 12)
+    for y in [*range(int(0.1 * H), top - 2 * t, 3 * t), *range(top + h + 2 * t, H - t, 3 * t)]:
+        x0 = int(w * rng.uniform(0.05, 0.2))
+        printed[y:y + t, x0:x0 + int(w * rng.uniform(0.3, 0.75))] = rng.uniform(0.3, 0.5)
+    rgb = _paint(strip, _paint(printed, (0.95, 0.95, 0.93), (0.2, 0.2, 0.2)), _pen_colour(rng))
+    table = [(0.15, 0.15, 0.17), (0.3, 0.22, 0.15)][int(rng.integers(2))]
+    photo = np.broadcast_to(np.asarray(table, np.float32), (int(H * 0.7), w + int(h * rng.uniform(1.5, 4)), 3)).copy()
+    y0, x0 = int(H * rng.uniform(0.1, 0.2)), int(rng.integers(0, photo.shape[1] - w))
+    photo[:, x0:x0 + w] = rgb[y0:y0 + photo.shape[0]]
+    a = rng.uniform(-8, 8)
+    photo = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(photo, 2, 0)], 2)
+    return _encode(_noise(_lighting(ndi.gaussian_filter(photo, (0.7, 0.7, 0)), rng, 0.25), rng, 0.02), "JPEG", "RGB",
+                   quality=int(rng.integers(60, 90)))
+
+
+# Written on 2026-12-01 with the four above, before their first measurement, and kept aside (see the README;
+# phone_on_desk then developed).
+
+def page_corner(x, rng):
+    """A phone photo of a page's corner: the page runs off two adjacent sides of the photo, the desk fills the
+    opposite corner, the page plain or ruled and turned up to 20 degrees, JPEG."""
+    h = _height(rng, 80, 220)
+    ink = np.pad(_crop(pen(x, h)), h // 3)
+    H, W = ink.shape
+    page = np.zeros((3 * H, 3 * W), np.float32)  # larger than the photo
+    page[H:2 * H, W:2 * W] = ink
+    rgb = _paint(page, (0.9, 0.89, 0.85), _pen_colour(rng))
+    if rng.random() < 0.5:  # ruled in light blue
+        rgb[::max(8, h // 3)] = rgb[::max(8, h // 3)] * 0.85 + np.float32([0.0, 0.05, 0.12])
+    on = np.zeros(page.shape, np.float32)  # the page's corner above and left of the writing, then flipped to any
+    on[H - int(H * rng.uniform(0.1, 0.45)):, W - int(W * rng.uniform(0.1, 0.45)):] = 1
+    on = on[::rng.choice([-1, 1]), ::rng.choice([-1, 1])]
+    a = rng.uniform(-20, 20)
+    rgb = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(rgb, 2, 0)], 2)
+    on = ndi.rotate(on, a, order=1, reshape=False)[..., None]
+    desk = [(0.45, 0.32, 0.2), (0.3, 0.22, 0.15), (0.2, 0.2, 0.22)][int(rng.integers(3))]
+    rgb = (rgb * on + np.asarray(desk, np.float32) * (1 - on))[H // 2:3 * H - H // 2, W // 2:3 * W - W // 2]
+    rgb = ndi.gaussian_filter(rgb, (rng.uniform(0.3, 1.0),) * 2 + (0,))
+    return _encode(_noise(_lighting(rgb, rng, rng.uniform(0.1, 0.35)), rng, 0.03), "JPEG", "RGB",
+                   quality=int(rng.integers(50, 90)))
+
+
+def phone_on_desk(x, rng):
+    """A photo of a phone lying on a desk, a drawing app on its screen (dark mode in 30%): the screen inside the
+    phone's black body, the desk round it, turned up to 15 degrees, JPEG."""
+    h = _height(rng, 70, 180)
+    ink = np.pad(_crop(pen(x, h)), h // 3)
+    H, W = ink.shape
+    sh, sw = int(max(H, W * 2) * rng.uniform(1.1, 1.4)), int(max(W, H / 2) * rng.uniform(1.1, 1.4))
+    screen = np.zeros((sh, sw), np.float32)
+    top, left = int(rng.integers(0, sh - H + 1)), int(rng.integers(0, sw - W + 1))
+    screen[top:top + H, left:left + W] = ink
+    dark = rng.random() < 0.3
+    rgb = _paint(screen, *[((0.96, 0.97, 1.0), (0.05,) * 3), ((0.12, 0.12, 0.14), (0.92, 0.92, 0.95))][dark])
+    b = max(4, sw // 12)
+    body = np.full((sh + 2 * b, sw + 2 * b, 3), 0.05, np.float32)
+    body[b:b + sh, b:b + sw] = rgb
+    desk = [(0.45, 0.32, 0.2), (0.7, 0.68, 0.62), (0.3, 0.3, 0.32)][int(rng.integers(3))]
+    ph, pw = int(body.shape[0] * rng.uniform(1.2, 1.6)), int(body.shape[1] * rng.uniform(1.4, 2.2))
+    photo = np.broadcast_to(np.asarray(desk, np.float32), (ph, pw, 3)).copy()
+    y, x0 = int(rng.integers(0, ph - body.shape[0] + 1)), int(rng.integers(0, pw - body.shape[1] + 1))
+    photo[y:y + body.shape[0], x0:x0 + body.shape[1]] = body
+    a = rng.uniform(-15, 15)
+    photo = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(photo, 2, 0)], 2)
+    photo = ndi.gaussian_filter(photo, (rng.uniform(0.4, 1.0),) * 2 + (0,))
+    return _encode(_noise(_lighting(photo, rng, 0.25), rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
                                  note_on_desk, circled, underlined, app_window, phone_screenshot,
                                  tablet_notes, form_field, light_pen_app, answer_line, keystone, skipping_pen,
-                                 highlighted, comb_field, box_row, card_on_table, comb_box, tick_comb)}
+                                 highlighted, comb_field, box_row, card_on_table, comb_box, tick_comb, screen_photo,
+                                 brush, page_edge, receipt, phone_on_desk)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, circled_pencil,
                                      whiteboard_app, label_above, chalkboard, low_light, shaky_photo, dot_grid,
-                                     bleed_through, sloping_row)}
+                                     bleed_through, sloping_row, page_corner)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 # Kinds that place each digit of a row themselves (a box each, a line drifting): told where each lies
 PLACED = {comb_field, tick_comb, box_row, sloping_row}

@@ -192,15 +192,18 @@ def test_a_light_pen_beside_a_sidebar_of_dark_icons_is_not_taken_for_paper(pen):
     assert close(preprocess(page), base)
 
 
-@pytest.mark.parametrize("gaps, pieces", [((0.2, 0.45, 0.7), 3), ((0.3, 0.6, 0.8, 0.9), 5)])
-def test_a_character_drawn_by_a_pen_that_skips_is_read_whole(gaps, pieces):
+@pytest.mark.parametrize("strokes, gaps, width, pieces", [(TWO, (0.2, 0.45, 0.7), 12, 3),
+                                                         (TWO, (0.3, 0.6, 0.8, 0.9), 12, 5),
+                                                         (SEVEN, (0.45, 0.65), 8, 3)])
+def test_a_character_drawn_by_a_pen_that_skips_is_read_whole(strokes, gaps, width, pieces):
     # Gaps 28 px wide (a sixth of the 2's height) leave pieces farther apart than 0.3 of the largest piece's size:
     # the character's reach grows with the pieces found, and further for pieces above or below it. With four, the
     # 2's base is two short straight pieces: strokes of the pen's width, not printed marks, so they bring each
-    # other in.
-    im = draw([TWO])
+    # other in. The 7's largest piece holds under half its ink, and the next is beyond its reach: the character
+    # grows from each piece a third of the largest's size or more.
+    im = draw([strokes], width=width)
     (x, y, w, h), d = (150, 60, 100, 180), ImageDraw.Draw(im)
-    pts = np.asarray([(x + px * w, y + py * h) for px, py in TWO])
+    pts = np.asarray([(x + px * w, y + py * h) for px, py in strokes])
     along = np.r_[0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
     for f in gaps:
         cx, cy = (np.interp(f * along[-1], along, pts[:, k]) for k in (0, 1))
@@ -328,6 +331,45 @@ def test_a_card_photographed_from_an_angle_a_trapezium_is_read_inside_its_edges(
 
     assert _sheet(photo(90 / 255)) is not None
     assert close(preprocess(photo(90 / 255)), preprocess(photo(235 / 255)), 0.05)
+
+
+def test_a_sheet_running_off_the_photos_edges_is_read_inside_its_own_edges():
+    # A till receipt across the photo, its printed lines running to where the photo's edge cuts it: the writing ran
+    # to the sheet's edge there, which only a shadow's does, and the table beside it was read as ink.
+    for strokes in ([SEVEN], [TWO]):
+        strip = draw(strokes, size=(200, 700), box=(50, 260, 100, 180), width=12, paper=235)
+        alone = strip.copy()
+        for y in (60, 90, 120, 560, 590, 620):
+            ImageDraw.Draw(strip).rectangle((30, y, 170, y + 10), fill=130)
+        for angle, desk in ((0, 60), (6, 40), (-8, 90)):
+            photo = Image.new("L", (520, 520), desk)
+            turned = strip.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=desk)
+            photo.paste(turned, (160, 260 - turned.height // 2))  # its top and bottom beyond the photo's
+            g = ndi.gaussian_filter(np.asarray(photo, np.float32), 0.8) / 255
+            assert _sheet(g) is not None, angle
+            assert close(preprocess(g), preprocess(np.asarray(alone.rotate(angle, fillcolor=235), np.float32) / 255),
+                         0.05), angle
+
+
+@pytest.mark.parametrize("screen, pen, desk", [(245, 20, 90), (245, 20, 180), (30, 235, 180), (30, 235, 110)])
+def test_a_phone_on_a_desk_is_read_inside_its_screen(screen, pen, desk):
+    # A drawing app on a phone lying on a desk: its black body round the screen was taken for writing in a shadow,
+    # and a desk lighter than the body, or a dark screen (read as a dark sheet), hid the screen from the search.
+    app = draw([SEVEN], size=(220, 400), box=(60, 110, 100, 180), width=10, ink=pen, paper=screen)
+    phone = Image.new("L", (260, 440), 12)
+    phone.paste(app, (20, 20))
+    rng = np.random.default_rng(desk)
+    for angle in (0, 10, -14):
+        photo = Image.new("L", (640, 620), desk)
+        turned = phone.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=desk)
+        photo.paste(turned, (200, 310 - turned.height // 2))
+        xx = np.mgrid[:620, :640][1]
+        light = 0.8 + 0.2 * xx / 640  # from the right
+        g = ndi.gaussian_filter(np.asarray(photo, np.float32), 0.8) / 255 * light
+        g = np.clip(g + rng.normal(0, 0.03, g.shape), 0, 1)
+        assert _sheet(g) is not None, angle
+        assert close(preprocess(g), preprocess(np.asarray(app.rotate(angle, fillcolor=screen), np.float32) / 255),
+                     0.05), angle
 
 
 def test_a_shadow_or_lighting_gradient_is_not_taken_for_a_sheets_edge():
