@@ -881,12 +881,12 @@ def _sheet(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | N
     t = _otsu(small)
     # Three looks: paper lighter than all round it; a screen in a phone's dark body on a lighter desk (the screen's
     # level is then among the light pixels); a dark screen or board with light writing on a lighter desk.
-    for g, s, light, look in ((gray, small, small > t, "paper"), (gray, small, small > _otsu(small[small > t]),
-                              "screen"), (1 - gray, 1 - small, small < t, "dark")):
-        found = _sheet_at(g, s, light, look)
-        if found is not None:
-            return found
-    return None
+    found = _sheet_at(gray, small, small > t, "paper")
+    if found is None:
+        found = _sheet_at(gray, small, small > _otsu(small[small > t]), "screen")
+    if found is None:
+        found = _sheet_at(1 - gray, 1 - small, small < t, "dark")
+    return found
 
 
 def _sheet_at(gray: np.ndarray, small: np.ndarray, light: np.ndarray, look: str):
@@ -948,9 +948,10 @@ def _sheet_at(gray: np.ndarray, small: np.ndarray, light: np.ndarray, look: str)
         hugging = np.bincount(labels[hug], minlength=labels.max() + 1)[1:] / max(1, hug.sum())
         framed = bool((hugging >= 0.7).any())
         rest = around & ~np.r_[False, hugging >= 0.5][labels]
-        marks = rest & (fine < desk - 0.25 * step)
-        if look != "paper":  # a desk near the screen's shade, in a room's uneven light: a mark stands out from
-            # the desk near it (in a box an eighth of the image across), either way, by more than the desk's grain
+        if look == "paper":
+            marks = rest & (fine < desk - 0.25 * step)
+        else:  # a desk near the screen's shade, in a room's uneven light: a mark stands out from the desk near it
+            # (in a box an eighth of the image across), either way, by more than the desk's grain
             near = ndi.uniform_filter(fine * rest, 65) / (ndi.uniform_filter(rest.astype(np.float32), 65) + 1e-6)
             noise = 4.5 * np.median(np.abs(fine - near)[rest]) if rest.any() else 0  # (3 standard deviations)
             marks = rest & (np.abs(fine - near) > max(0.25 * step, noise))

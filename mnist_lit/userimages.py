@@ -935,6 +935,11 @@ def sloping_row(x, rng, spans=None):
                    quality=int(rng.integers(60, 90)))
 
 
+def _turned(rgb, angle):
+    """An RGB image turned by `angle` degrees about its centre, its size kept (its edges' colours carried out)."""
+    return np.stack([ndi.rotate(c, angle, order=1, mode="nearest", reshape=False) for c in np.moveaxis(rgb, 2, 0)], 2)
+
+
 def _framed(rgb, rng, fill, surround, angle):
     """A sheet or screen (RGB) in a photo of its surround: filling `fill` (a range) of the photo on each side, turned
     by up to `angle` degrees, cut by the photo's edges wherever it runs past them."""
@@ -946,7 +951,7 @@ def _framed(rgb, rng, fill, surround, angle):
     photo[top:top + h, left:left + w] = rgb
     on[top:top + h, left:left + w] = 1
     a = rng.uniform(-angle, angle)
-    photo = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(photo, 2, 0)], 2)
+    photo = _turned(photo, a)
     on = ndi.rotate(on, a, order=1, reshape=False)[..., None]
     return photo * on + np.asarray(surround, np.float32) * (1 - on)
 
@@ -1019,7 +1024,7 @@ def receipt(x, rng):
     y0, x0 = int(H * rng.uniform(0.1, 0.2)), int(rng.integers(0, photo.shape[1] - w))
     photo[:, x0:x0 + w] = rgb[y0:y0 + photo.shape[0]]
     a = rng.uniform(-8, 8)
-    photo = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(photo, 2, 0)], 2)
+    photo = _turned(photo, a)
     return _encode(_noise(_lighting(ndi.gaussian_filter(photo, (0.7, 0.7, 0)), rng, 0.25), rng, 0.02), "JPEG", "RGB",
                    quality=int(rng.integers(60, 90)))
 
@@ -1042,7 +1047,7 @@ def page_corner(x, rng):
     on[H - int(H * rng.uniform(0.1, 0.45)):, W - int(W * rng.uniform(0.1, 0.45)):] = 1
     on = on[::rng.choice([-1, 1]), ::rng.choice([-1, 1])]
     a = rng.uniform(-20, 20)
-    rgb = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(rgb, 2, 0)], 2)
+    rgb = _turned(rgb, a)
     on = ndi.rotate(on, a, order=1, reshape=False)[..., None]
     desk = [(0.45, 0.32, 0.2), (0.3, 0.22, 0.15), (0.2, 0.2, 0.22)][int(rng.integers(3))]
     rgb = (rgb * on + np.asarray(desk, np.float32) * (1 - on))[H // 2:3 * H - H // 2, W // 2:3 * W - W // 2]
@@ -1072,7 +1077,7 @@ def phone_on_desk(x, rng):
     y, x0 = int(rng.integers(0, ph - body.shape[0] + 1)), int(rng.integers(0, pw - body.shape[1] + 1))
     photo[y:y + body.shape[0], x0:x0 + body.shape[1]] = body
     a = rng.uniform(-15, 15)
-    photo = np.stack([ndi.rotate(c, a, order=1, mode="nearest", reshape=False) for c in np.moveaxis(photo, 2, 0)], 2)
+    photo = _turned(photo, a)
     photo = ndi.gaussian_filter(photo, (rng.uniform(0.4, 1.0),) * 2 + (0,))
     return _encode(_noise(_lighting(photo, rng, 0.25), rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
