@@ -591,6 +591,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         inner = ((b[:, :2] < b[f, 2:]) & (b[:, 2:] > b[f, :2])).all(1)
         if inner[np.argmax(np.where(writing, areas, 0))]:
             keep &= inner | frames
+    frames |= _from_edge(labels, b, keep & ~frames)
     frames |= _marks_around(b, areas, keep & ~frames, one, printed)
     if not (keep & ~frames).any():
         if keep.sum() > 1 or not frames.any():
@@ -641,6 +642,39 @@ def _marks_around(b: np.ndarray, areas, kept: np.ndarray, one: bool, printed: np
                 break
         else:
             return marks
+
+
+def _from_edge(labels: np.ndarray, b: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Which kept pieces (labels from ndi.label, boxes b from _corners) reach in from beyond one side of the image, not
+    writing: a thumb holding the paper (its outline, or all of it when dark), wholly beyond the rest of the writing on
+    that side. Closed by the edge, such a piece is broad: over three pens' widths across where it meets the edge, and
+    as deep (not a stroke running off the edge or along it, nor a 7 cropped tight, its bar and stem closing a sliver
+    with the edge); and it meets the edge where it is widest (not a character touching it). A character written in a
+    corner meets two sides."""
+    out = np.zeros(len(kept), bool)
+    pieces = np.flatnonzero(kept)
+    if len(pieces) < 2:
+        return out
+    h, w = labels.shape
+    m = max(2, 0.01 * max(h, w))  # at the edge: within this many pixels of it
+    edge = [(0, slice(None)), (slice(None), -1), (-1, slice(None)), (slice(None), 0)]  # top, right, bottom, left
+    inner = [(1, slice(1, -1)), (slice(1, -1), -2), (-2, slice(1, -1)), (slice(1, -1), 1)]  # the rows beside them
+    for i in pieces:
+        (y0, x0, y1, x1), rest = b[i], b[pieces[pieces != i]]
+        at = [y0 <= m, x1 >= w - m, y1 >= h - m, x0 <= m]
+        beyond = [y1 <= rest[:, 0].min(), x0 >= rest[:, 3].max(), y0 >= rest[:, 2].max(), x1 <= rest[:, 1].min()]
+        if sum(at) != 1 or not beyond[k := at.index(True)]:
+            continue
+        piece = labels[y0:y1, x0:x1] == i + 1
+        closed = np.pad(piece, 1)
+        closed[edge[k]] = True
+        filled = ndi.binary_fill_holes(closed)
+        across = filled[inner[k]].sum()
+        pen = float(np.median([_width(labels[y:Y, x:X] == j + 1)
+                               for j, (y, x, Y, X) in zip(pieces, b[pieces]) if j != i]))
+        out[i] = (across > 3 * pen and across >= 0.9 * piece.shape[1 - k % 2] and
+                  ndi.distance_transform_edt(filled).max() >= 1.5 * pen)
+    return out
 
 
 def _inside_ring(mask: np.ndarray) -> np.ndarray:

@@ -1082,20 +1082,139 @@ def phone_on_desk(x, rng):
     return _encode(_noise(_lighting(photo, rng, 0.25), rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
 
+
+# Written on 2026-12-02 before their first measurement: sudoku_cell, dithered and thumb developed on validation
+# digits, checkerboard and crumpled kept aside (see the README).
+
+def sudoku_cell(x, rng, spans=None):
+    """A crop of a printed sudoku (or any grid) round the cell written in (a row: its cells): the grid's lines run
+    across the whole crop, every third one bold, the neighbouring cells' edges and their printed digits cut by the
+    crop; scanned (PNG) or photographed (JPEG, turned up to 3 degrees)."""
+    spans = _spans(x, spans)
+    inks = [_crop(pen(x[:, a:b], _height(rng, 40, 110))) for a, b in [spans[0]]]
+    height = inks[0].shape[0]
+    inks += [_crop(pen(x[:, a:b], height)) for a, b in spans[1:]]
+    side = int(max(max(i.shape) for i in inks) * rng.uniform(1.25, 1.7))
+    t = int(rng.integers(1, 3))
+    bold = rng.integers(3, size=2)  # which lines are a block's edges (every third), down and across
+    e = [int(side * rng.uniform(0.05, 0.6)) for _ in range(4)]  # the crop beyond the cells: top, left, bottom, right
+    n = len(inks)
+    page = np.zeros((side + e[0] + e[2], n * side + e[1] + e[3]), np.float32)
+    lines = np.zeros_like(page)
+    for axis, count in ((1, n + 1), (0, 2)):  # the cells' sides: lines down, then across
+        for k in range(count):
+            w = 3 * t if (k - bold[axis]) % 3 == 0 else t
+            at = e[axis] + k * side - w // 2
+            lines[(slice(None), slice(max(0, at), at + w))[::1 if axis else -1]] = 1
+    printed = Image.new("L", page.shape[::-1])
+    for k in (-1, n):  # the neighbours' printed digits, half of them left empty
+        if rng.random() < 0.5:
+            size = int(side * 0.6)
+            ImageDraw.Draw(printed).text((e[1] + k * side + side * 0.25, e[0] + side * 0.15), str(rng.integers(1, 10)),
+                                         fill=255, font=ImageFont.load_default(size=size))
+    lines = np.maximum(lines, np.asarray(printed, np.float32) / 255)
+    for i, ink in enumerate(inks):  # in its cell, give or take some of the room around it
+        h, w = ink.shape
+        y = e[0] + t + (side - t - h) // 2 + int((side - t - h) / 2 * rng.uniform(-0.5, 0.5))
+        x0 = e[1] + i * side + t + (side - t - w) // 2 + int((side - t - w) / 2 * rng.uniform(-0.5, 0.5))
+        np.maximum(page[y:y + h, x0:x0 + w], ink, out=page[y:y + h, x0:x0 + w])
+    paper = [(0.97, 0.97, 0.96), (0.9, 0.88, 0.82)][int(rng.integers(2))]  # a printout, newsprint
+    rgb = _paint(page, _paint(lines, paper, (0.1, 0.1, 0.12)), _pen_colour(rng))
+    if rng.random() < 0.5:
+        return _encode(_noise(rgb, rng, 0.01), "PNG", "RGB")
+    rgb = _turned(rgb, rng.uniform(-3, 3))
+    return _encode(_noise(_lighting(rgb, rng, 0.25), rng, 0.02), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
+def dithered(x, rng):
+    """A gray scan saved in black and white with dithering (a fax, a 1-bit GIF or TIFF, Pillow's convert("1")):
+    pencil or pen, on paper a little gray, which comes out as scattered dots."""
+    ink = _page(_crop(pen(x, _height(rng, 60, 200))), rng)
+    ink = ndi.gaussian_filter(ink, rng.uniform(0.3, 1.2)) * rng.uniform(0.5, 1.0)
+    paper = rng.uniform(0.75, 0.95) + ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 1.5) * 0.03
+    gray = _lighting(np.repeat((paper * (1 - ink))[..., None], 3, 2), rng, rng.uniform(0, 0.25))
+    im = Image.fromarray((np.clip(gray[..., 0], 0, 1) * 255).round().astype(np.uint8), "L").convert("1")
+    fmt = ["PNG", "GIF", "BMP", "TIFF"][int(rng.integers(4))]
+    return _saved(im, fmt, **({"compression": "group4"} if fmt == "TIFF" else {}))
+
+
+def thumb(x, rng):
+    """A phone photo of a note held in the hand: a thumb over the paper from one edge (skin, its nail, a soft shadow
+    beside it), clear of the writing; uneven light, JPEG."""
+    h = _height(rng, 80, 220)
+    ink = _page(_crop(pen(x, h)), rng, (0.6, 1.6))
+    H, W = ink.shape
+    y0, x0, y1, x1 = *np.argwhere(ink > 0.1).min(0), *(np.argwhere(ink > 0.1).max(0) + 1)
+    rooms = np.asarray([y0, W - x1, H - y1, x0], np.float64)  # from each edge (top, right, bottom, left) to the writing
+    side = int(rng.choice(4, p=rooms / rooms.sum()))  # the thumb comes in where there is room for it
+    along, across = (W, H) if side % 2 == 0 else (H, W)
+    room = rooms[side]
+    depth = max(2, int(min(room * rng.uniform(0.6, 0.95), rng.uniform(0.15, 0.35) * across)))
+    r = max(2, min(depth, int(rng.uniform(0.1, 0.2) * along)))  # the thumb's half-width
+    c = rng.uniform(r, along - r)
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    u, v = [(xx, yy), (yy, W - 1 - xx), (xx, H - 1 - yy), (yy, xx)][side]  # along the edge, in from it
+    # A thumb: a band from the edge ending in a round tip `depth` in; its nail a paler oval near the tip.
+    dist = np.where(v <= depth - r, np.abs(u - c) - r, np.hypot(u - c, v - (depth - r)) - r)
+    finger = np.clip(0.5 - dist / 2, 0, 1)  # soft-edged
+    nail = np.clip(0.5 - (np.hypot((u - c) / (0.6 * r), (v - (depth - 1.1 * r)) / (0.8 * r)) - 1) * r / 2, 0, 1)
+    shade = np.clip(1 - np.maximum(dist, -r) / -r, 0, 1)[..., None]  # darker towards its sides
+    shadow = np.clip(1 - np.maximum(dist, 0) / (0.4 * r), 0, 1) * 0.25
+    skin = np.asarray([(0.87, 0.68, 0.56), (0.72, 0.52, 0.4), (0.45, 0.3, 0.22)][int(rng.integers(3))], np.float32)
+    hand = skin * (1 - 0.35 * shade)
+    hand = hand * (1 - nail[..., None]) + np.minimum(skin * 1.15 + 0.05, 1) * nail[..., None]
+    grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
+    rgb = _paint(ink, np.asarray((0.9, 0.89, 0.85)) + grain, _pen_colour(rng)) * (1 - shadow[..., None])
+    rgb = rgb * (1 - finger[..., None]) + hand * finger[..., None]
+    rgb = ndi.gaussian_filter(_lighting(rgb, rng, rng.uniform(0.1, 0.35)), (rng.uniform(0.3, 1.0),) * 2 + (0,))
+    return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
+def checkerboard(x, rng):
+    """A screenshot of a transparent drawing shown in an image viewer: the gray and white (or, in dark mode, dark
+    gray) checkerboard behind the strokes, PNG."""
+    ink = _page(_crop(pen(x, _height(rng, 60, 200))), rng)
+    square = int(rng.integers(6, 17))
+    yy, xx = np.mgrid[:ink.shape[0], :ink.shape[1]]
+    check = ((yy // square + xx // square) % 2).astype(np.float32)
+    dark = rng.random() < 0.35
+    light, shade = ((0.24, 0.16) if dark else (1.0, rng.uniform(0.75, 0.87)))
+    board = (light * check + shade * (1 - check))[..., None] * np.ones(3, np.float32)
+    colour = (0.95, 0.95, 0.95) if dark else [(0, 0, 0), (0.1, 0.2, 0.7), (0.8, 0.1, 0.1)][int(rng.integers(3))]
+    return _encode(_paint(ink, board, colour), "PNG", "RGB")
+
+
+def crumpled(x, rng):
+    """A photo of a sheet crumpled or folded and flattened again: creases across it, each a thin dark line between
+    a lighter and a darker facet, the facets' shading uneven; JPEG."""
+    ink = _page(_crop(pen(x, _height(rng, 80, 220))), rng, (0.5, 1.5))
+    H, W = ink.shape
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    facets = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 0.1 * max(H, W))
+    light = 1 + facets / facets.std() * 0.04
+    for _ in range(int(rng.integers(2, 5))):
+        a = rng.uniform(0, np.pi)
+        d = np.cos(a) * (xx - rng.uniform(0, W)) + np.sin(a) * (yy - rng.uniform(0, H))  # from the crease
+        light += np.tanh(d / 2) * rng.uniform(0.02, 0.08)  # one side faces the light, the other away
+        light -= np.exp(-(d / rng.uniform(0.6, 1.5)) ** 2) * rng.uniform(0.08, 0.2)  # the crease itself
+    rgb = _paint(ink, np.asarray((0.9, 0.89, 0.86)) * light[..., None], _pen_colour(rng))
+    rgb = ndi.gaussian_filter(_lighting(rgb, rng, rng.uniform(0.1, 0.3)), (rng.uniform(0.3, 1.0),) * 2 + (0,))
+    return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
                                  note_on_desk, circled, underlined, app_window, phone_screenshot,
                                  tablet_notes, form_field, light_pen_app, answer_line, keystone, skipping_pen,
                                  highlighted, comb_field, box_row, card_on_table, comb_box, tick_comb, screen_photo,
-                                 brush, page_edge, receipt, phone_on_desk)}
+                                 brush, page_edge, receipt, phone_on_desk, sudoku_cell, dithered, thumb)}
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, circled_pencil,
                                      whiteboard_app, label_above, chalkboard, low_light, shaky_photo, dot_grid,
-                                     bleed_through, sloping_row, page_corner)}
+                                     bleed_through, sloping_row, page_corner, checkerboard, crumpled)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 # Kinds that place each digit of a row themselves (a box each, a line drifting): told where each lies
-PLACED = {comb_field, tick_comb, box_row, sloping_row}
+PLACED = {comb_field, tick_comb, box_row, sloping_row, sudoku_cell}
 
 
 def row(digits: np.ndarray, rng, min_gap: int = 2) -> np.ndarray:

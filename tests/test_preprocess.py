@@ -119,6 +119,24 @@ def test_a_ring_round_the_writing_and_a_line_under_it_are_dropped():
     assert not close(preprocess(five), preprocess(flag))
 
 
+def test_a_thumb_over_the_papers_edge_is_dropped_but_writing_at_the_edge_stays():
+    base = preprocess(draw([SEVEN]))
+    for fill, outline in ((90, 90), (215, 60)):  # a dark thumb (all of it ink), a light one (its outline)
+        held = draw([SEVEN])
+        d = ImageDraw.Draw(held)
+        d.rounded_rectangle([20, 250, 110, 380], radius=40, fill=fill, outline=outline, width=6)  # from the bottom
+        assert close(preprocess(held), base), fill
+    # A 7 written into a page's corner, a label beside it, is writing; so, in a row cropped tight, is a 1 along the
+    # image's left edge and a 7 whose bar runs along its top.
+    five = [[(.3, .05), (1.05, 0)], [(.3, .05), (.2, .45), (.6, .4), (.85, .7), (.6, 1.03), (.1, .9)]]
+    corner = draw(five, box=(290, 110, 110, 190))  # its flag runs off the right side, its bowl off the bottom
+    ImageDraw.Draw(corner).text((10, 10), "Quiz 3", fill=0, font=ImageFont.load_default(size=24))
+    assert close(preprocess(corner), preprocess(draw(five, box=(290, 110, 110, 190))))
+    tight = row([[[(.5, 0), (.5, 1)]], [SEVEN], [TWO]], gap=30).crop((83, 43, 397, 221))
+    found = preprocess_multi(tight)
+    assert len(found) == 3 and found[0][0][0] <= 2 and found[-1][0][2] >= tight.width - 2, [b for b, _ in found]
+
+
 def test_a_ring_touching_the_writing_is_cut_away_but_a_0_an_8_and_a_slashed_0_stay_whole():
     tight = draw([SEVEN])
     ImageDraw.Draw(tight).ellipse([125, 35, 275, 265], outline=0, width=10)  # touches the ends of the 7's bar
