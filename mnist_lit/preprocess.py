@@ -49,6 +49,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
                   ".heic", ".heif", ".avif")  # what a folder's images are called
 MAX_SIDE = 2 * WORK_SIDE[1]  # larger images are reduced while decoding: reading never uses more pixels
 ZOOM = 0.25  # writing narrower and shorter than this share of a large page is read again from a crop around it
+THIN = 1 / 15  # printed lines are at most this share of their length thick (a slanted 1 cropped tight: 0.08-0.1)
 PRINTED = 0.6  # a piece with this share of its ink in straight runs (see _straight) is a printed mark, not writing
 MAX_PIECES = 150  # a row of characters has fewer separate pieces of ink (preprocess_multi)
 # A row's slopes tried (a row photographed at an angle or written drifting up or down), level first: up to 30 degrees
@@ -454,6 +455,47 @@ def _runs(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
     return out if axis == 1 else out.T
 
 
+TILTS = np.tan(np.deg2rad(np.r_[-5:5.01:0.25]))  # the slopes a photo's lines are looked for at
+
+
+def _lines(mask: np.ndarray, axis: int) -> tuple[np.ndarray, bool]:
+    """The pixels of lines along axis (1: rows) across 90% of the mask, and whether they are level: straight runs
+    (_runs) at the slope of TILTS along which the ink lines up most (the sum of squares of its projection the largest;
+    off level, each column shifted so that they lie level, a row off here and there: a thin line, the slope a little
+    off), and those level too."""
+    length = max(3, int(0.9 * mask.shape[axis]))
+    line = _runs(mask, axis, length)
+    m = mask if axis == 1 else mask.T
+    if m.sum() < length:
+        return line, True
+    y, x = np.nonzero(m)
+    k = max(1, len(y) // 4000)  # (a sample of the ink is plenty to find the slope)
+    lift = int(np.ceil(TILTS.max() * m.shape[1])) + 1
+
+    def profile(slope, every=1):  # the ink in each row, along this slope
+        return np.bincount(y[::every] - np.round(slope * x[::every]).astype(int) + lift)
+
+    def best(slopes):
+        return slopes[int(np.argmax([np.square(profile(s, k), dtype=np.float64).sum() for s in slopes]))]
+
+    coarse = best(TILTS[::4])  # each degree, then each quarter degree round the best
+    slope = best(TILTS[np.abs(TILTS - coarse) < np.tan(np.deg2rad(1))])
+    if slope == 0 or np.convolve(profile(slope), np.ones(3)).max() < length:  # (none holds a line's length of ink)
+        return line, True
+    shift = np.round(slope * np.arange(m.shape[1])).astype(int)
+    rows = np.arange(m.shape[0])[:, None] + shift.max() - shift[None, :]
+    cols = np.broadcast_to(np.arange(m.shape[1]), rows.shape)
+    level = np.zeros((m.shape[0] + np.ptp(shift), m.shape[1]), bool)
+    level[rows, cols] = m
+    across = np.ones((3, 1), bool)
+    runs = _runs(ndi.binary_dilation(level, across), 1, length)
+    tilted = (level & ndi.binary_dilation(runs, across))[rows, cols]
+    # Printed lines are thin, not a slanted 1 cropped tight.
+    pieces, n = ndi.label(tilted, structure=np.ones((3, 3)))
+    tilted &= (np.bincount(pieces.ravel(), minlength=n + 1) <= THIN * m.shape[1] ** 2)[pieces]
+    return line | (tilted if axis == 1 else tilted.T), False
+
+
 def _straight(piece: np.ndarray) -> np.ndarray:
     """The pixels of a piece of ink in straight runs, along rows or columns, over 60% of its box: printed lines."""
     h, w = piece.shape
@@ -508,14 +550,25 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
     frame is what is read: marks outside it (its label) go too. one=False: the image may hold a row of characters.
     """
     h, w = mask.shape
-    for axis in (1, 0):  # ruled or squared paper: lines across the whole image, where the writing does not reach
-        line = _runs(mask, axis, max(3, int(0.9 * mask.shape[axis])))
+    # Ruled or squared paper, a grid: lines across the whole image, level or at a photo's tilt, where the writing does
+    # not reach; a grid's wherever the writing lies (lines both ways, two or more one way: a sudoku's cell cropped, its
+    # neighbours' printed digits at the crop's edges; not a 4's or a footed 1's two strokes cropped tight).
+    found = [_lines(mask, axis) for axis in (1, 0)]
+    count = [ndi.label(line)[1] for line, _ in found]
+    # (a grid's lines are thin, not the rows of a 1 cropped tight)
+    thin = all(line.sum() <= n * THIN * mask.shape[axis] ** 2 for (line, _), n, axis in zip(found, count, (1, 0)))
+    grid = min(count) >= 1 and max(count) >= 2 and thin
+    for axis, (line, level), n in zip((1, 0), found, count):
         if line.any():
+            line &= mask  # (less what went with the lines the other way)
+            if grid:  # and their ragged edges, where a row of a line's pixels is broken by its crossings
+                line = mask & ndi.binary_dilation(line, np.ones((3, 1) if axis == 1 else (1, 3), bool))
             rows = line.any(axis=axis)  # (for horizontal lines) the rows they lie on
-            line = _uncrossed(line, mask, axis, rows.sum() / ndi.label(rows)[1])
+            thick = rows.sum() / ndi.label(rows)[1] if level else line.sum() / n / mask.shape[axis]
+            line = _uncrossed(line, mask, axis, thick)
             rest = mask & ~line
             span = np.flatnonzero(rest.any(axis=1 - axis)) if rest.any() else np.array([0, mask.shape[axis] - 1])
-            if span[0] > 0.05 * mask.shape[axis] and span[-1] < 0.95 * mask.shape[axis]:
+            if grid and rest.any() or span[0] > 0.05 * mask.shape[axis] and span[-1] < 0.95 * mask.shape[axis]:
                 mask = rest
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n == 0:

@@ -119,6 +119,24 @@ def test_a_ring_round_the_writing_and_a_line_under_it_are_dropped():
     assert not close(preprocess(five), preprocess(flag))
 
 
+def test_a_grid_round_the_writing_goes_level_or_photographed_at_a_tilt_but_a_slanted_1_cropped_tight_stays():
+    for angle in (0, 2.5, -4):  # a sudoku's cell cropped: its lines across the crop, a neighbour's printed digit cut
+        cell = draw([SEVEN])
+        d = ImageDraw.Draw(cell)
+        for x in (110, 290):
+            d.line([(x, 0), (x, 300)], fill=0, width=3)
+        for y in (30, 270):
+            d.line([(0, y), (400, y)], fill=0, width=3 if y == 30 else 8)
+        d.text((-20, 90), "8", fill=0, font=ImageFont.load_default(size=110))
+        alone = preprocess(draw([SEVEN]).rotate(angle, Image.BILINEAR, fillcolor=255))
+        assert close(preprocess(cell.rotate(angle, Image.BILINEAR, fillcolor=255)), alone), angle
+    one = Image.new("L", (40, 200), 255)
+    ImageDraw.Draw(one).line([(12, 0), (28, 200)], fill=0, width=12)  # 4.6 degrees off upright, edge to edge
+    wide = Image.new("L", (200, 300), 255)
+    wide.paste(one, (80, 50))
+    assert close(preprocess(one), preprocess(wide))
+
+
 def test_a_thumb_over_the_papers_edge_is_dropped_but_writing_at_the_edge_stays():
     base = preprocess(draw([SEVEN]))
     for fill, outline in ((90, 90), (215, 60)):  # a dark thumb (all of it ink), a light one (its outline)
