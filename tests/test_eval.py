@@ -158,6 +158,8 @@ UNDER_THE_BAR = {
     "circled_pencil": "an open ring that touches the pencil digit is not cut away",
     "skipping_pen": "gaps make another digit (a 6's loop left open); far fragments and long straight ones are lost",
     "low_light": "2 of the first 50 refused (kept aside: not inspected)",
+    "sudoku_cell": "a grid photographed with its lines broken, or a bold line lost to the paper: the rest stay, and a "
+                   "neighbour's printed digit with them",
 }
 
 
@@ -190,6 +192,8 @@ ROWS_UNDER_THE_BAR = {
     "skipping_pen": "a pen that skips: a digit left in pieces each read surely alone, or too little of it left (40.0% "
                     "of 200 rows exact)",
     "page_corner": "a page's corner, kept aside: not inspected (75.0% of 200 rows exact, 20.5% miscounted)",
+    "sudoku_cell": "a row of a sudoku cropped: its neighbours' printed digits, cut at the crop's ends, are read as "
+                   "characters; a faint digit lost beside a bold one (50.5% of 200 rows exact)",
 }
 
 

@@ -27,7 +27,7 @@ def test_each_kind_is_a_decodable_file_and_the_same_each_time(kind):
         assert len({render(kind, x, 7, seed=s) for s in range(6)}) > 1
     im = Image.open(io.BytesIO(data))
     im.load()
-    assert im.format in ("PNG", "JPEG", "BMP", "TIFF", "PPM", "HEIF") and max(im.size) >= 8
+    assert im.format in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "PPM", "HEIF") and max(im.size) >= 8
     g = np.asarray(im, np.float32) / 257 if im.mode.startswith("I") else np.asarray(im.convert("L"), np.float32)
     if im.mode != "RGBA":  # the ink is there: the image is not one shade
         assert np.ptp(g) > 60
