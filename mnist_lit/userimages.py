@@ -1091,9 +1091,8 @@ def sudoku_cell(x, rng, spans=None):
     across the whole crop, every third one bold, the neighbouring cells' edges and their printed digits cut by the
     crop; scanned (PNG) or photographed (JPEG, turned up to 3 degrees)."""
     spans = _spans(x, spans)
-    inks = [_crop(pen(x[:, a:b], _height(rng, 40, 110))) for a, b in [spans[0]]]
-    height = inks[0].shape[0]
-    inks += [_crop(pen(x[:, a:b], height)) for a, b in spans[1:]]
+    height = _height(rng, 40, 110)
+    inks = [_crop(pen(x[:, a:b], height)) for a, b in spans]
     side = int(max(max(i.shape) for i in inks) * rng.uniform(1.25, 1.7))
     t = int(rng.integers(1, 3))
     bold = rng.integers(3, size=2)  # which lines are a block's edges (every third), down and across
