@@ -54,6 +54,7 @@ PRINTED = 0.6  # a piece with this share of its ink in straight runs (see _strai
 MAX_PIECES = 150  # a row of characters has fewer separate pieces of ink (preprocess_multi)
 # A row's slopes tried (a row photographed at an angle or written drifting up or down), level first: up to 30 degrees
 SLOPES = np.tan(np.deg2rad(np.r_[0, np.repeat(np.arange(1, 31), 2) * np.tile([1, -1], 30)]))
+TILTS = np.tan(np.deg2rad(np.r_[-5:5.01:0.25]))  # the slopes lines across a photo are looked for at (_lines)
 
 
 class ReadError(ValueError):
@@ -453,9 +454,6 @@ def _runs(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
     sizes[0] = 0
     out = (sizes >= length)[labels]
     return out if axis == 1 else out.T
-
-
-TILTS = np.tan(np.deg2rad(np.r_[-5:5.01:0.25]))  # the slopes a photo's lines are looked for at
 
 
 def _lines(mask: np.ndarray, axis: int) -> tuple[np.ndarray, bool]:

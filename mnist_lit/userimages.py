@@ -1104,7 +1104,10 @@ def sudoku_cell(x, rng, spans=None):
         for k in range(count):
             w = 3 * t if (k - bold[axis]) % 3 == 0 else t
             at = e[axis] + k * side - w // 2
-            lines[(slice(None), slice(max(0, at), at + w))[::1 if axis else -1]] = 1
+            if axis:
+                lines[:, max(0, at):at + w] = 1
+            else:
+                lines[max(0, at):at + w] = 1
     printed = Image.new("L", page.shape[::-1])
     for k in (-1, n):  # the neighbours' printed digits, half of them left empty
         if rng.random() < 0.5:
