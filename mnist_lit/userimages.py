@@ -1203,6 +1203,57 @@ def crumpled(x, rng):
     rgb = ndi.gaussian_filter(_lighting(rgb, rng, rng.uniform(0.1, 0.3)), (rng.uniform(0.3, 1.0),) * 2 + (0,))
     return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
+
+# Written on 2026-12-02 (afternoon) before their first measurement, and kept aside (see the README).
+
+def spiral_notebook(x, rng):
+    """A phone photo of a spiral-bound notebook's page: its punched holes in a column along one side (the desk dark
+    through them, the wire's loops over some), the page ruled or plain, grain and uneven light, JPEG."""
+    h = _height(rng, 80, 200)
+    ink = _page(_crop(pen(x, h)), rng, (0.8, 1.8))
+    H, W = ink.shape
+    ruled = _ruled(ink.shape, rng, int(h * rng.uniform(0.6, 1.0))) * 0.7 if rng.random() < 0.5 else 0 * ink
+    grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
+    rgb = _paint(ink, _paint(ruled, np.asarray((0.92, 0.91, 0.87)) + grain, (0.55, 0.68, 0.88)), _pen_colour(rng))
+    # The holes: a column of round (or square) holes beside the writing, spaced a little more than their size.
+    y0, x0, y1, x1 = *np.argwhere(ink > 0.1).min(0), *(np.argwhere(ink > 0.1).max(0) + 1)
+    left = x0 >= W - x1  # on the side with more room
+    room = x0 if left else W - x1
+    r = max(3.0, min(0.35 * room, rng.uniform(0.04, 0.08) * H))
+    cx = rng.uniform(0.3, 0.6) * room if left else W - rng.uniform(0.3, 0.6) * room
+    pitch = r * rng.uniform(2.4, 3.2)
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    cy = (yy - rng.uniform(0, pitch)) % pitch - pitch / 2
+    square = rng.random() < 0.3
+    dist = np.maximum(np.abs(cy), np.abs(xx - cx)) - r if square else np.hypot(cy, xx - cx) - r
+    hole = np.clip(0.5 - dist, 0, 1)
+    desk = np.asarray([(0.3, 0.22, 0.15), (0.15, 0.15, 0.17), (0.5, 0.38, 0.25)][int(rng.integers(3))], np.float32)
+    rgb = rgb * (1 - hole[..., None]) + desk * hole[..., None]
+    if rng.random() < 0.6:  # the wire: a gray loop through each hole, out over the page's edge
+        edge = 0.0 if left else W - 1.0
+        wire = np.clip(0.5 + r * 0.25 - np.abs(cy + 0.3 * r), 0, 1) * ((xx - cx) * (edge - cx) >= 0)
+        rgb = rgb * (1 - wire[..., None]) + np.float32([0.6, 0.6, 0.62]) * wire[..., None]
+    rgb = ndi.gaussian_filter(_lighting(rgb, rng, rng.uniform(0.1, 0.35)), (rng.uniform(0.3, 1.0),) * 2 + (0,))
+    return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
+
+
+def flash_photo(x, rng):
+    """A phone photo with the flash on in a dark room: a bright hotspot where the flash hits the paper, its glare
+    washing out nearby ink, the light falling off to dark corners, JPEG."""
+    ink = _page(_crop(pen(x, _height(rng, 80, 220))), rng, (0.6, 1.8))
+    H, W = ink.shape
+    rgb = _paint(ink, (0.9, 0.89, 0.86), _pen_colour(rng))
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    cy, cx = rng.uniform(0.3, 0.7) * H, rng.uniform(0.3, 0.7) * W
+    d2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / (max(H, W) ** 2)
+    falloff = 1 / (1 + d2 * rng.uniform(4, 12))  # light falls off with the distance from where the flash points
+    glare = np.exp(-d2 / rng.uniform(0.002, 0.01)) * rng.uniform(0.3, 0.7)  # the flash's reflection, washing out
+    rgb = rgb * falloff[..., None] * rng.uniform(1.0, 1.15)
+    rgb = rgb + (1 - rgb) * glare[..., None]
+    rgb = ndi.gaussian_filter(rgb, (rng.uniform(0.3, 0.8),) * 2 + (0,))
+    return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(55, 85)))
+
+
 KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, small16, small20, margins,
                                  light_on_dark, thin_pen, thick_pen, colored, lined, squared, shadow, jpeg, blur,
                                  rotated, boxed, axes, transparent, paint, photo, european, canvas, scan,
@@ -1213,7 +1264,8 @@ KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, 
 # Written before their first measurement, and kept aside until the end of the work they judge (see README).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, circled_pencil,
                                      whiteboard_app, label_above, chalkboard, low_light, shaky_photo, dot_grid,
-                                     bleed_through, sloping_row, page_corner, checkerboard, crumpled)}
+                                     bleed_through, sloping_row, page_corner, checkerboard, crumpled,
+                                     spiral_notebook, flash_photo)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 # Kinds that place each digit of a row themselves (a box each, a line drifting): told where each lies
 PLACED = {comb_field, tick_comb, box_row, sloping_row, sudoku_cell}
