@@ -286,12 +286,16 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     return ink, scale, noise
 
 
-def _alike(size: np.ndarray, ink: np.ndarray, which=slice(None)) -> np.ndarray:
+def _alike(size: np.ndarray, ink: np.ndarray, which=slice(None), boxes: np.ndarray | None = None) -> np.ndarray:
     """Which marks (of `which`) have two others or more alike: their sizes (height, width) each within 10% or 2 px,
-    their ink within 15%."""
+    their ink within 15%; given their boxes (as _corners gives them), in the same columns too (one above another)."""
     s, m = size[which], ink[which]
-    return ((np.abs(s[:, None] - size[None]) <= np.maximum(2, 0.1 * s[:, None])).all(2) &
-            (np.abs(m[:, None] - ink[None]) <= 0.15 * m[:, None])).sum(1) > 2
+    alike = ((np.abs(s[:, None] - size[None]) <= np.maximum(2, 0.1 * s[:, None])).all(2) &
+             (np.abs(m[:, None] - ink[None]) <= 0.15 * m[:, None]))
+    if boxes is not None:
+        c = boxes[which]
+        alike &= (c[:, None, 1] < boxes[None, :, 3]) & (boxes[None, :, 1] < c[:, None, 3])
+    return alike.sum(1) > 2
 
 
 def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
@@ -311,8 +315,9 @@ def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
     b = _corners(boxes)
     shape = b[:, 2:] - b[:, :2]  # (height, width)
     sizes = shape.max(1)
-    bars = np.asarray([_bar(*s, *sample.shape) for s in boxes])
-    chrome, big = bars | (depth >= 0.6 * sizes), mass >= 0.1 * mass.max()
+    big = mass >= 0.1 * mass.max()
+    bars = np.asarray([_bar(*s, *sample.shape, b[big & (np.arange(n) != i)]) for i, s in enumerate(boxes)])
+    chrome = bars | (depth >= 0.6 * sizes)
     writing = (big & ~chrome).any()
     if writing:
         mass[chrome] = 0
@@ -412,7 +417,10 @@ def ink_mask(ink: np.ndarray, noise: float, one: bool = False) -> np.ndarray:
     if peak - level < MIN_CONTRAST:
         raise ReadError(f"no ink found: the darkest marks differ from the paper by only {peak - level:.0%} "
                         f"(too faint): write with darker ink, or photograph it in more light")
-    if peak - level < 8 * noise:
+    # Standing out from the paper's grain: eight times its estimate, or six for marks 40% darker than the paper or
+    # more (the estimate is rough for a small dim photo, enlarged: digits there measured 6.5-7.5 of it and 0.55 or
+    # more darker; blank pages' grain reaching 6 of it, under 0.2 darker).
+    if peak - level < (6 if peak - level >= 0.4 else 8) * noise:
         raise ReadError(f"no ink found: nothing stands out from the paper's grain (marks {peak - level:.0%} darker, "
                         f"grain {noise:.1%}): photograph it in more light, or scan it")
     field = _field(sample, level, peak, noise, one)
@@ -505,13 +513,17 @@ def _printed(piece: np.ndarray, straight: np.ndarray | None = None) -> bool:
     return (_straight(piece) if straight is None else straight).sum() >= PRINTED * piece.sum()
 
 
-def _bar(rows: slice, cols: slice, h: int, w: int) -> bool:
+def _bar(rows: slice, cols: slice, h: int, w: int, others: np.ndarray = np.zeros((0, 4), int)) -> bool:
     """Whether a piece's box (its slices in an h x w image) is a bar along the image's edge: under a quarter of the
     image thick, and across all of it or across 85% and twelve times as long as thick (an app's toolbar, also where a
-    crop cuts it; a scan's dark border)."""
+    crop cuts it; a scan's dark border), and over 1.5 times as long as the other pieces (boxes `others`, as _corners
+    gives them) along it: not a 1 in a crop cut tight round a row, as tall as the row."""
     bh, bw = rows.stop - rows.start, cols.stop - cols.start
-    return (bh <= 0.25 * h and (rows.start == 0 or rows.stop == h) and (bw == w or bw >= max(0.85 * w, 12 * bh)) or
-            bw <= 0.25 * w and (cols.start == 0 or cols.stop == w) and (bh == h or bh >= max(0.85 * h, 12 * bw)))
+    tall, wide = (others[:, 2:] - others[:, :2]).max(0, initial=0)
+    return (bh <= 0.25 * h and (rows.start == 0 or rows.stop == h) and (bw == w or bw >= max(0.85 * w, 12 * bh)) and
+            bw > 1.5 * wide or
+            bw <= 0.25 * w and (cols.start == 0 or cols.stop == w) and (bh == h or bh >= max(0.85 * h, 12 * bw)) and
+            bh > 1.5 * tall)
 
 
 def _thin_lines(piece: np.ndarray, axis: int, width: float) -> np.ndarray:
@@ -625,7 +637,7 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
             # A long thin line across most of the image is a border, an axis or a ruled line; so is a bar along its
             # edge.
             spans = (bh >= 0.85 * h or bw >= 0.85 * w) and areas[i] / (bh + bw) < max(bh, bw) / 40 or \
-                _bar(rows, cols, h, w)
+                _bar(rows, cols, h, w, b[keep & (np.arange(n) != i)])
             # Three or more printed marks alike are not one character's ink (an app's sidebar of icons, a form's
             # checkboxes); a row of them may be (typed 1s).
             alike = one and _alike(size, areas, [i])[0]
@@ -642,6 +654,9 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         inner = ((b[:, :2] < b[f, 2:]) & (b[:, 2:] > b[f, :2])).all(1)
         if inner[np.argmax(np.where(writing, areas, 0))]:
             keep &= inner | frames
+    # A column of three marks alike or more, one above another (a spiral notebook's punched holes), is not writing,
+    # not even in a row (typed characters alike stand side by side).
+    frames |= keep & _alike(size, areas, boxes=b)
     frames |= _from_edge(labels, b, keep & ~frames)
     frames |= _marks_around(b, areas, keep & ~frames, one, printed)
     if not (keep & ~frames).any():
@@ -698,10 +713,11 @@ def _marks_around(b: np.ndarray, areas, kept: np.ndarray, one: bool, printed: np
 def _from_edge(labels: np.ndarray, b: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """Which kept pieces (labels from ndi.label, boxes b from _corners) reach in from beyond one side of the image, not
     writing: a thumb holding the paper (its outline, or all of it when dark), wholly beyond the rest of the writing on
-    that side. Closed by the edge, such a piece is broad: over three pens' widths across where it meets the edge, and
-    as deep (not a stroke running off the edge or along it, nor a 7 cropped tight, its bar and stem closing a sliver
-    with the edge); and it meets the edge where it is widest (not a character touching it). A character written in a
-    corner meets two sides."""
+    that side. Closed by the edge, such a piece is broad: over two pens' widths across where it meets the edge, and
+    deep enough to hold a disc 2.4 pens across (not a stroke running off the edge or along it, nor a 7 cropped tight,
+    its bar and stem closing a sliver with the edge; a thumb beside a marker's strokes is only 2.4-3 of them across);
+    and it meets the edge where it is widest (not a character touching it). A character written in a corner meets two
+    sides."""
     out = np.zeros(len(kept), bool)
     pieces = np.flatnonzero(kept)
     if len(pieces) < 2:
@@ -723,8 +739,8 @@ def _from_edge(labels: np.ndarray, b: np.ndarray, kept: np.ndarray) -> np.ndarra
         across = filled[inner[k]].sum()
         pen = float(np.median([_width(labels[y:Y, x:X] == j + 1)
                                for j, (y, x, Y, X) in zip(pieces, b[pieces]) if j != i]))
-        out[i] = (across > 3 * pen and across >= 0.9 * piece.shape[1 - k % 2] and
-                  ndi.distance_transform_edt(filled).max() >= 1.5 * pen)
+        out[i] = (across > 2 * pen and across >= 0.9 * piece.shape[1 - k % 2] and
+                  ndi.distance_transform_edt(filled).max() >= 1.2 * pen)
     return out
 
 
@@ -997,7 +1013,16 @@ def _sheet_at(gray: np.ndarray, small: np.ndarray, light: np.ndarray, look: str)
     turns = np.deg2rad(np.arange(90))[:, None] + np.deg2rad([45, 135, 225, 315])
     quads = corners[np.argmax(np.einsum("nk,kti->nti", corners, np.stack([np.cos(turns), np.sin(turns)])), 0)]
     y, x = quads[..., 0], quads[..., 1]
-    area = 0.5 * np.abs((x * np.roll(y, 1, 1) - y * np.roll(x, 1, 1)).sum(1)).max()  # the shoelace formula
+    best = quads[np.argmax(np.abs((x * np.roll(y, 1, 1) - y * np.roll(x, 1, 1)).sum(1)))]  # (the shoelace formula)
+    # Where the photo's edge cuts the sheet (a page's corner), that edge is one of its sides: the ends of its runs
+    # along the image's border are corners too.
+    h, w = sheet.shape
+    ends = [best]
+    for k, (line, at) in enumerate(zip((sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1]), (0, h - 1, 0, w - 1))):
+        if line.any():
+            run = np.flatnonzero(line)[[0, -1]]
+            ends.append(np.stack([np.full(2, at), run], 1) if k < 2 else np.stack([run, np.full(2, at)], 1))
+    area = ConvexHull(np.concatenate(ends).astype(np.float64)).volume
     if inside < 0.95 * hull.volume or area < 0.9 * inside:  # (a 2-d hull's volume is its area)
         return None
     # A sheet's edge is sharp, a shadow's or a lighting gradient's soft (measured: 0.37-0.46 against 0.04-0.22):

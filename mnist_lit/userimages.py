@@ -500,7 +500,7 @@ def european(x, rng, label=None):
 european.labels = (1, 7)
 
 
-# Kept aside while the preprocessing was developed, and measured once at the end (see the README).
+# Kept aside while the preprocessing was developed, and measured once at the end (see docs/reader-log.md).
 
 def pixelated(x, rng):
     """A small 14-20 px image enlarged 3-8x without smoothing (a zoomed screenshot), saved as PNG."""
@@ -735,7 +735,7 @@ def answer_line(x, rng):
 
 
 # Written on 2026-11-30 before their first measurement; keystone, skipping_pen and highlighted, under the bar then,
-# were developed on validation digits, the others kept aside (see the README).
+# were developed on validation digits, the others kept aside (see docs/reader-log.md; low_light developed 2026-12-02).
 
 def chalkboard(x, rng):
     """Chalk on a green or black board, photographed: grainy broken strokes, the haze of erased chalk, JPEG."""
@@ -1029,8 +1029,8 @@ def receipt(x, rng):
                    quality=int(rng.integers(60, 90)))
 
 
-# Written on 2026-12-01 with the four above, before their first measurement, and kept aside (see the README;
-# phone_on_desk then developed).
+# Written on 2026-12-01 with the four above, before their first measurement, and kept aside (see docs/reader-log.md;
+# phone_on_desk then developed, page_corner on 2026-12-02).
 
 def page_corner(x, rng):
     """A phone photo of a page's corner: the page runs off two adjacent sides of the photo, the desk fills the
@@ -1084,7 +1084,7 @@ def phone_on_desk(x, rng):
 
 
 # Written on 2026-12-02 before their first measurement: sudoku_cell, dithered and thumb developed on validation
-# digits, checkerboard and crumpled kept aside (see the README).
+# digits, checkerboard and crumpled kept aside (see docs/reader-log.md).
 
 def sudoku_cell(x, rng, spans=None):
     """A crop of a printed sudoku (or any grid) round the cell written in (a row: its cells): the grid's lines run
@@ -1204,7 +1204,8 @@ def crumpled(x, rng):
     return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
 
-# Written on 2026-12-02 (afternoon) before their first measurement, and kept aside (see the README).
+# Written on 2026-12-02 (afternoon) before their first measurement, and kept aside until it (see docs/reader-log.md);
+# developed since.
 
 def spiral_notebook(x, rng):
     """A phone photo of a spiral-bound notebook's page: its punched holes in a column along one side (the desk dark
@@ -1216,7 +1217,8 @@ def spiral_notebook(x, rng):
     grain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 2)[..., None] * 0.03
     rgb = _paint(ink, _paint(ruled, np.asarray((0.92, 0.91, 0.87)) + grain, (0.55, 0.68, 0.88)), _pen_colour(rng))
     # The holes: a column of round (or square) holes beside the writing, spaced a little more than their size.
-    y0, x0, y1, x1 = *np.argwhere(ink > 0.1).min(0), *(np.argwhere(ink > 0.1).max(0) + 1)
+    cols = np.flatnonzero(ink.max(0) > 0.1)
+    x0, x1 = cols[0], cols[-1] + 1
     left = x0 >= W - x1  # on the side with more room
     room = x0 if left else W - x1
     r = max(3.0, min(0.35 * room, rng.uniform(0.04, 0.08) * H))
@@ -1260,12 +1262,12 @@ KINDS = {f.__name__: f for f in (png28, png28_inverted, tight, small8, small12, 
                                  note_on_desk, circled, underlined, app_window, phone_screenshot,
                                  tablet_notes, form_field, light_pen_app, answer_line, keystone, skipping_pen,
                                  highlighted, comb_field, box_row, card_on_table, comb_box, tick_comb, screen_photo,
-                                 brush, page_edge, receipt, phone_on_desk, sudoku_cell, dithered, thumb)}
-# Written before their first measurement, and kept aside until the end of the work they judge (see README).
+                                 brush, page_edge, receipt, phone_on_desk, sudoku_cell, dithered, thumb, page_corner,
+                                 low_light, spiral_notebook, flash_photo)}
+# Written before their first measurement, and kept aside until the end of the work they judge (see docs/reader-log.md).
 HELD_OUT = {f.__name__: f for f in (pixelated, pencil, whiteboard, notebook, heic_photo, gray_scan, circled_pencil,
-                                     whiteboard_app, label_above, chalkboard, low_light, shaky_photo, dot_grid,
-                                     bleed_through, sloping_row, page_corner, checkerboard, crumpled,
-                                     spiral_notebook, flash_photo)}
+                                     whiteboard_app, label_above, chalkboard, shaky_photo, dot_grid, bleed_through,
+                                     sloping_row, checkerboard, crumpled)}
 ALL_KINDS = {**KINDS, **HELD_OUT}
 # Kinds that place each digit of a row themselves (a box each, a line drifting): told where each lies
 PLACED = {comb_field, tick_comb, box_row, sloping_row, sudoku_cell}

@@ -142,7 +142,7 @@ def test_rows_read_by_worker_processes_give_the_same_figures(monkeypatch):
 
 
 # The users' benchmark's bars, with the reader shipped with the package, on the first 50 test digits of each kind
-# (50 ones and sevens for european), the held-out kinds too. The README's tables have the full figures (500 a kind).
+# (50 ones and sevens for european), the held-out kinds too. The README's table has the full figures (500 a kind).
 PER_KIND = 50
 
 
@@ -157,9 +157,10 @@ def users_benchmark():
 UNDER_THE_BAR = {
     "circled_pencil": "an open ring that touches the pencil digit is not cut away",
     "skipping_pen": "gaps make another digit (a 6's loop left open); far fragments and long straight ones are lost",
-    "low_light": "2 of the first 50 refused (kept aside: not inspected)",
     "sudoku_cell": "a grid photographed with its lines broken, or a bold line lost to the paper: the rest stay, and a "
                    "neighbour's printed digit with them",
+    "flash_photo": "a flash's hotspot (the paper lit round the writing, the light falling off to dark corners) is "
+                   "taken for light ink on dark paper (51.4% of 500 at its first measurement)",
 }
 
 
@@ -186,12 +187,11 @@ def rows_benchmark():
                      model=DEFAULT_MODEL)["sets"]
 
 
-# Under the bar as rows (README, "Rows of people's images"): open work. Strict, as above.
+# Under the bar as rows (README, "How well it reads people's images"): open work. Strict, as above.
 ROWS_UNDER_THE_BAR = {
     "small8": "rows 8 px high: digits misread (82.0% of 200 rows exact, 97.4% of their characters read right)",
     "skipping_pen": "a pen that skips: a digit left in pieces each read surely alone, or too little of it left (40.0% "
                     "of 200 rows exact)",
-    "page_corner": "a page's corner, kept aside: not inspected (75.0% of 200 rows exact, 20.5% miscounted)",
     "sudoku_cell": "a row of a sudoku cropped: its neighbours' printed digits, cut at the crop's ends, are read as "
                    "characters (67.0% of 200 rows exact)",
 }
