@@ -288,14 +288,17 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def _alike(size: np.ndarray, ink: np.ndarray, which=slice(None), boxes: np.ndarray | None = None) -> np.ndarray:
     """Which marks (of `which`) have two others or more alike: their sizes (height, width) each within 10% or 2 px,
-    their ink within 15%; given their boxes (as _corners gives them), in the same columns too (one above another)."""
+    their ink within 15%. Given their boxes (as _corners gives them): a column of such marks, one above another, none
+    beside them (not a grid of dots), each a blob, not a hairline (a faint box's side thresholded into dashes)."""
     s, m = size[which], ink[which]
     alike = ((np.abs(s[:, None] - size[None]) <= np.maximum(2, 0.1 * s[:, None])).all(2) &
              (np.abs(m[:, None] - ink[None]) <= 0.15 * m[:, None]))
-    if boxes is not None:
-        c = boxes[which]
-        alike &= (c[:, None, 1] < boxes[None, :, 3]) & (boxes[None, :, 1] < c[:, None, 3])
-    return alike.sum(1) > 2
+    if boxes is None:
+        return alike.sum(1) > 2
+    c = boxes[which]
+    below = (alike & (c[:, None, 1] < boxes[None, :, 3]) & (boxes[None, :, 1] < c[:, None, 3])).sum(1) > 2
+    beside = (alike & (c[:, None, 0] < boxes[None, :, 2]) & (boxes[None, :, 0] < c[:, None, 2])).sum(1) > 1
+    return below & ~beside & (s.min(1) >= 0.25 * s.max(1))
 
 
 def _levels(sample: np.ndarray) -> tuple[float, float, np.ndarray | None]:
@@ -1017,12 +1020,12 @@ def _sheet_at(gray: np.ndarray, small: np.ndarray, light: np.ndarray, look: str)
     # Where the photo's edge cuts the sheet (a page's corner), that edge is one of its sides: the ends of its runs
     # along the image's border are corners too.
     h, w = sheet.shape
-    ends = [best]
+    outline = [best]
     for k, (line, at) in enumerate(zip((sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1]), (0, h - 1, 0, w - 1))):
         if line.any():
             run = np.flatnonzero(line)[[0, -1]]
-            ends.append(np.stack([np.full(2, at), run], 1) if k < 2 else np.stack([run, np.full(2, at)], 1))
-    area = ConvexHull(np.concatenate(ends).astype(np.float64)).volume
+            outline.append(np.stack([np.full(2, at), run], 1) if k < 2 else np.stack([run, np.full(2, at)], 1))
+    area = ConvexHull(np.concatenate(outline).astype(np.float64)).volume
     if inside < 0.95 * hull.volume or area < 0.9 * inside:  # (a 2-d hull's volume is its area)
         return None
     # A sheet's edge is sharp, a shadow's or a lighting gradient's soft (measured: 0.37-0.46 against 0.04-0.22):
