@@ -1204,8 +1204,8 @@ def crumpled(x, rng):
     return _encode(_noise(rgb, rng, 0.03), "JPEG", "RGB", quality=int(rng.integers(60, 90)))
 
 
-# Written on 2026-12-02 (afternoon) before their first measurement, and kept aside until it (see docs/reader-log.md);
-# developed since.
+# Written on 2026-12-02 (afternoon) before their first measurement and kept aside until then; developed since (see
+# docs/reader-log.md).
 
 def spiral_notebook(x, rng):
     """A phone photo of a spiral-bound notebook's page: its punched holes in a column along one side (the desk dark
