@@ -658,8 +658,9 @@ def clean(mask: np.ndarray, one: bool = False) -> np.ndarray:
         if inner[np.argmax(np.where(writing, areas, 0))]:
             keep &= inner | frames
     # A column of three marks alike or more, one above another (a spiral notebook's punched holes), is not writing,
-    # not even in a row (typed characters alike stand side by side).
-    frames |= keep & _alike(size, areas, boxes=b)
+    # not even in a row (typed characters alike stand side by side). (Judged for the kept pieces only: all n x n
+    # pairs of a grainy mask's thousands of specks would be needless work.)
+    frames[keep] |= _alike(size, areas, np.flatnonzero(keep), boxes=b)
     frames |= _from_edge(labels, b, keep & ~frames)
     frames |= _marks_around(b, areas, keep & ~frames, one, printed)
     if not (keep & ~frames).any():
