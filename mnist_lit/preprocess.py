@@ -210,13 +210,18 @@ def _dark_ink(small: np.ndarray) -> bool:
     both say so clearly: a tight crop of a thick character can be half ink, and dark on light is the usual case.
     """
     t = _otsu(small)
-    light = float((small > t).mean())
+    lit = small > t
     ring = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
-    if not (light < 0.4 and float((ring > t).mean()) < 0.25):
+    if not (lit.mean() < 0.4 and float((ring > t).mean()) < 0.25):
+        return True
+    # Light ink lies on paper of one flat shade: the darker shade's 10-90% spread is under 0.2 of the contrast in
+    # every light-ink kind. A flash's hotspot on paper, the light falling off to dark corners round it, spreads the
+    # darker shade (the dim paper and the writing) over 0.7 of it and more.
+    paper, ink = small[~lit], small[lit]
+    if np.subtract(*np.percentile(paper, (90, 10))) > 0.4 * (np.median(ink) - np.median(paper)):
         return True
     # Light strokes, or a patch of paper left lit beside a shadow over the rest: strokes are far thinner than the
     # image (light ink measured 0.06-0.31 of its shorter side, such patches 0.65-0.71; see stroke_width).
-    lit = small > t
     return 4 * float(ndi.distance_transform_edt(lit)[lit].mean()) > 0.45 * min(small.shape)
 
 

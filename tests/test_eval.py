@@ -159,8 +159,6 @@ UNDER_THE_BAR = {
     "skipping_pen": "gaps make another digit (a 6's loop left open); far fragments and long straight ones are lost",
     "sudoku_cell": "a grid photographed with its lines broken, or a bold line lost to the paper: the rest stay, and a "
                    "neighbour's printed digit with them",
-    "flash_photo": "a flash's hotspot (the paper lit round the writing, the light falling off to dark corners) is "
-                   "taken for light ink on dark paper (51.4% of 500 at its first measurement)",
 }
 
 

@@ -54,6 +54,21 @@ def test_uneven_lighting_and_noise_are_removed():
     assert close(preprocess((np.clip(lit, 0, 1) * 255).astype(np.uint8)), preprocess(clean))
 
 
+def test_a_flash_photos_hotspot_is_paper_and_light_ink_under_a_flash_stays_light():
+    # A flash in a dark room: paper lit round the writing, the light falling off to dark corners, the flash's glare.
+    # The lit patch is the lighter shade's minority, away from the border and cut by the strokes, as light ink is.
+    yy, xx = np.mgrid[:300, :400]
+    for ink, paper in ((30, 230), (230, 40)):
+        g = gray(draw([TWO], ink=ink, paper=paper))
+        for cy, cx, fall, spot in ((150, 200, 8, 0.005), (120, 230, 12, 0.003), (140, 190, 10, 0.004)):
+            d2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / 400 ** 2
+            lit = g / (1 + fall * d2)
+            photo = lit + (1 - lit) * 0.4 * np.exp(-d2 / spot) + np.random.default_rng(0).normal(0, 0.02, g.shape)
+            photo = np.clip(photo, 0, 1).astype(np.float32)
+            assert _dark_ink(_fit(photo, 128)) == (ink < paper), (ink, fall)
+            assert close(preprocess(photo), preprocess(g), 0.06), (ink, fall)
+
+
 def test_transparent_background_is_paper():
     base = preprocess(draw([TWO]))
     for ink in ((0, 0, 0, 255), (255, 255, 255, 255)):  # black or white strokes on a transparent canvas
