@@ -1115,33 +1115,19 @@ def find_ink(gray: np.ndarray, one: bool = False) -> tuple[np.ndarray, float, np
         gray = np.where(off, np.median(crop[~off]), crop).astype(np.float32)
     ink, scale, noise = ink_map(gray)
     mask = ink_mask(ink, noise, one)
-    if scale < 1 and mask.any():
-        x0, y0, x1, y1 = (v / scale for v in _bbox(mask))  # in gray's pixels
-        size = max(x1 - x0, y1 - y0)
-        if size <= ZOOM * max(gray.shape):
-            x, y = max(0, int(x0 - size)), max(0, int(y0 - size))
-            crop = gray[y:int(y1 + size) + 1, x:int(x1 + size) + 1]
-            try:
-                zoomed, zoom_scale, zoom_noise = ink_map(crop)
-                ink, scale, mask, left, top = zoomed, zoom_scale, ink_mask(zoomed, zoom_noise, one), left + x, top + y
-            except ReadError:  # a very grainy page: the reduction averaged away the grain that now hides faint writing
-                pass
-    if mask.any() and _only_shading(ink, mask):
-        raise ReadError("no ink found: only the paper's uneven lighting (a blank page?): give an image of writing")
-    return ink, scale, mask, (left, top)
-
-
-def _only_shading(ink: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the marks found are only the paper's shading left in the ink map (a blank page lit unevenly, its light
-    rising to the edges): they keep, on average, within 15% of their ink of the map's own blur (a Gaussian 8% of a
-    128 px copy's side). Measured: blank pages so read 0.04-0.37 (median 0.08); writing 0.22 and more (small scans,
-    then blurred photos the least)."""
-    small = _fit(ink, 128)
-    m = _resize(mask.astype(np.float32), small.shape) > 0.5
-    if not m.any():
-        return False
-    away = np.abs(small - ndi.gaussian_filter(small, 0.08 * 128, mode="nearest"))
-    return float(away[m].mean()) < 0.15 * float(small[m].mean())
+    if scale >= 1 or not mask.any():
+        return ink, scale, mask, (left, top)
+    x0, y0, x1, y1 = (v / scale for v in _bbox(mask))  # in gray's pixels
+    size = max(x1 - x0, y1 - y0)
+    if size > ZOOM * max(gray.shape):
+        return ink, scale, mask, (left, top)
+    x, y = max(0, int(x0 - size)), max(0, int(y0 - size))
+    crop = gray[y:int(y1 + size) + 1, x:int(x1 + size) + 1]
+    try:
+        zoomed, zoom_scale, zoom_noise = ink_map(crop)
+        return zoomed, zoom_scale, ink_mask(zoomed, zoom_noise, one), (left + x, top + y)
+    except ReadError:  # a very grainy page: the reduction averaged away the grain that now hides faint writing
+        return ink, scale, mask, (left, top)
 
 
 def prepare(image, framing: str = "mnist") -> tuple[np.ndarray, bool]:
